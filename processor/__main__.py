@@ -1,0 +1,5 @@
+"""Allows ``python -m processor``."""
+
+from processor.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""The ``processor`` command.
+
+    processor demo            local broker, topics, default code table, worker, sample events, summary
+    processor run             a worker (one member of the consumer group)
+    processor check FILE      decide a file of JSON lines with no broker ('-' reads stdin)
+    processor load WHAT       publish code-table records: 'default' (ICD-10-CM), 'demo', or 'csv FILE'
+    processor topics          create the processor's topics
+    processor broker          run a local Kafka broker in the foreground
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from processor.config import Settings
+
+log = logging.getLogger("processor")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``processor`` command; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    settings = Settings.from_env(
+        bootstrap_servers=getattr(args, "bootstrap_servers", None),
+        group_id=getattr(args, "group_id", None),
+        metrics_port=getattr(args, "metrics_port", None),
+        partitions=getattr(args, "partitions", None),
+    )
+    return int(args.command(args, settings) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="processor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[..., int], help: str, kafka: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(command=handler)
+        if kafka:
+            sub.add_argument("--bootstrap-servers", help="Kafka brokers (default: $KAFKA_BOOTSTRAP_SERVERS)")
+        return sub
+
+    demo = command("demo", _demo, "Run the whole path on a local broker with sample claims and orders.")
+    demo.add_argument("--events", type=int, default=2000, help="sample events to feed (default 2000)")
+    demo.add_argument("--metrics-port", type=int, help="metrics and health port (default 9400)")
+    demo.add_argument("--exit-after-summary", action="store_true", help="stop after the summary, not on Ctrl-C")
+
+    run = command("run", _run, "Run a worker: consume, decide, publish, until SIGTERM or Ctrl-C.")
+    run.add_argument("--group-id", help="consumer group (default medical-coding)")
+    run.add_argument("--metrics-port", type=int, help="metrics and health port (default 9400)")
+    run.add_argument("--no-create-topics", action="store_true", help="do not create missing topics")
+
+    check = command("check", _check, "Decide a file of JSON lines with no broker; decisions go to stdout.", False)
+    check.add_argument("file", help="JSON lines, one claim or order a line; '-' for stdin")
+    check.add_argument("--codes", type=Path, action="append", default=[], help="extra code-table CSV (repeatable)")
+    check.add_argument("--no-default-table", action="store_true", help="leave out the default ICD-10-CM table")
+    check.add_argument("--demo-codes", action="store_true", help="add the demo rows (CPT, HCPCS, LOINC)")
+
+    load = command("load", _load, "Publish code-table records to the code-table topic.")
+    load.add_argument("what", choices=["default", "demo", "csv"], help="default: ICD-10-CM FY2025+FY2026; demo: the demo rows; csv: a CSV file")
+    load.add_argument("file", nargs="?", type=Path, help="the CSV file, for 'csv'")
+
+    topics = command("topics", _topics, "Create the processor's topics (existing ones are left alone).")
+    topics.add_argument("--partitions", type=int, help="partitions of the input and output topics (default 6)")
+
+    command("broker", _broker, "Run a local single-node Kafka broker until Ctrl-C.", False)
+    return parser
+
+
+def _run_async(main: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(main)
+
+
+def _stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from processor.kafka.worker import Worker
+
+    async def main() -> int:
+        worker = Worker(settings, create_topics=not args.no_create_topics)
+        await worker.run(_stop_event())
+        return 0
+
+    return _run_async(main())
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from processor.check import DEMO_CODES, build_table, check_lines, write_results
+    from processor.kafka.worker import now_iso
+
+    csv_files = [*args.codes, *([DEMO_CODES] if args.demo_codes else [])]
+    table = build_table(csv_files, default=not args.no_default_table)
+    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
+    try:
+        counts = write_results(check_lines(source, table, now_iso()), sys.stdout.buffer)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    print(", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no events", file=sys.stderr)
+    return 0
+
+
+def _progress(label: str) -> Callable[[int], None]:
+    def show(done: int) -> None:
+        print(f"\r{label}: {done:,} records", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _load(args: argparse.Namespace, settings: Settings) -> int:
+    from processor.check import DEMO_CODES
+    from processor.code_table.csv_rows import read_csv
+    from processor.code_table.publish import publish
+    from processor.code_table.releases import default_records
+    from processor.kafka.topics import ensure_topics
+
+    if args.what == "csv" and args.file is None:
+        raise SystemExit("processor load csv: give the CSV file")
+    records = {
+        "default": default_records,
+        "demo": lambda: list(read_csv(DEMO_CODES)),
+        "csv": lambda: list(read_csv(args.file)),
+    }[args.what]()
+
+    async def main() -> int:
+        await ensure_topics(settings)
+        sent = await publish(settings, records, _progress(f"publishing to {settings.topics.code_table}"))
+        print(file=sys.stderr)
+        log.info("published %d code-table records", sent)
+        return 0
+
+    return _run_async(main())
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from processor.kafka.topics import ensure_topics
+
+    created = asyncio.run(ensure_topics(settings))
+    log.info("created %d topics", len(created))
+    return 0
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from processor.kafka.broker import LocalBroker
+
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # so that sigwait, not a handler, gets them
+    with LocalBroker() as broker:
+        print(f"Kafka is ready: KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers} (Ctrl-C stops it)", flush=True)
+        signal.sigwait(stop_signals)
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from processor.demo import run_demo
+
+    return run_demo(settings, events=args.events, wait_for_ctrl_c=not args.exit_after_summary)

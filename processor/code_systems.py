@@ -1,0 +1,96 @@
+"""Code systems: their names, the printed form of their codes, and the check digits of LOINC and NPI.
+
+Everything here is a pure function of a string; the code table answers whether a well-formed code exists.
+"""
+
+from __future__ import annotations
+
+import re
+
+ICD10CM = "ICD-10-CM"
+ICD10PCS = "ICD-10-PCS"
+HCPCS = "HCPCS"
+CPT = "CPT"
+LOINC = "LOINC"
+STANDARD_SYSTEMS = (ICD10CM, ICD10PCS, HCPCS, CPT, LOINC)
+
+# Which systems may code which role. A payer's internal system (any other name present in the code
+# table) may code any role.
+DIAGNOSIS_SYSTEMS = frozenset({ICD10CM})
+PROCEDURE_SYSTEMS = frozenset({ICD10PCS, HCPCS, CPT})
+TEST_SYSTEMS = frozenset({LOINC, CPT, HCPCS})
+
+# The printed form of each standard system's codes, after normalize().
+FORMATS = {
+    # letter, digit, letter/digit, then up to four letters/digits (the dot is removed by normalize)
+    ICD10CM: re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}"),
+    # exactly seven of 0-9 and A-Z without I and O
+    ICD10PCS: re.compile(r"[0-9A-HJ-NP-Z]{7}"),
+    # Level II: a letter then four digits
+    HCPCS: re.compile(r"[A-Z][0-9]{4}"),
+    # Category I: five digits; II: four digits + F; III: four digits + T; PLA: four digits + U
+    CPT: re.compile(r"[0-9]{5}|[0-9]{4}[FTU]"),
+    # digits, a hyphen, one mod-10 check digit
+    LOINC: re.compile(r"[0-9]{1,7}-[0-9]"),
+}
+
+FORMAT_HINTS = {
+    ICD10CM: "3 to 7 characters: a letter, a digit, a letter or digit, then up to 4 letters or digits "
+    "(a dot after the third is optional), e.g. E11.9 or S52.521A",
+    ICD10PCS: "exactly 7 letters or digits without I and O, e.g. 0DTJ4ZZ",
+    HCPCS: "a letter then 4 digits, e.g. J1100 (a 5-digit code is CPT)",
+    CPT: "5 digits, or 4 digits then F, T or U, e.g. 99213 or 0001U",
+    LOINC: "digits, a hyphen and a check digit, e.g. 4548-4",
+}
+
+_ICD10_SYSTEMS = frozenset({ICD10CM, ICD10PCS})
+_ICD10CM_DOT = re.compile(r"[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}")
+
+
+def normalize(system: str, code: str) -> str:
+    """The form a code is stored and looked up in: trimmed, upper case, ICD-10 without its dot."""
+    code = code.strip().upper()
+    if system in _ICD10_SYSTEMS and "." in code:
+        # Only the printed dot after the third character is accepted; other dots stay and fail the format.
+        if system == ICD10PCS or _ICD10CM_DOT.fullmatch(code):
+            code = code.replace(".", "", 1)
+    return code
+
+
+def with_dot(code: str) -> str:
+    """An ICD-10-CM code as printed: E119 -> E11.9."""
+    return code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
+
+
+def is_well_formed(system: str, normalized_code: str) -> bool:
+    """True when a normalized code has its system's printed form and, for LOINC, its check digit."""
+    pattern = FORMATS.get(system)
+    if pattern is None:
+        return bool(normalized_code)  # internal systems define their own formats
+    if not pattern.fullmatch(normalized_code):
+        return False
+    if system == LOINC:
+        body, check = normalized_code.split("-")
+        return luhn_check_digit(body) == int(check)
+    return True
+
+
+def luhn_check_digit(digits: str) -> int:
+    """The mod-10 (Luhn) check digit for a string of digits, as LOINC and NPI use it."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2 == 0:  # rightmost digit and every second one to its left are doubled
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return (10 - total % 10) % 10
+
+
+_NPI = re.compile(r"[12][0-9]{9}")
+
+
+def is_valid_npi(npi: str) -> bool:
+    """A National Provider Identifier: 10 digits starting 1 or 2, Luhn check over 80840 + the first 9."""
+    return bool(_NPI.fullmatch(npi)) and luhn_check_digit("80840" + npi[:9]) == int(npi[9])

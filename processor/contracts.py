@@ -1,0 +1,168 @@
+"""Event contracts: the JSON Schemas of ``schemas/`` and the decoding of raw Kafka values.
+
+``decode`` turns bytes into a JSON object or raises ``Undecodable`` (the record then goes to the
+dead-letter topic). ``schema_problems`` checks a decoded event against its schema: the compiled
+validator answers the common, valid case fast; only an invalid event pays for the full list of
+problems, each with the path of the field that failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+import orjson
+import referencing
+
+SCHEMA_BASE_URI = "https://medical-coding-processor.github.io/schemas/"
+KINDS = ("claim", "order")
+ID_FIELD = {"claim": "claim_id", "order": "order_id"}
+
+
+def schema_dir() -> Path:
+    """The folder of JSON Schemas: packaged beside the code in a wheel, else the repository's ``schemas/``."""
+    packaged = Path(__file__).parent / "schemas"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "schemas"
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The schema ``schemas/<name>.schema.json`` as a dict (e.g. ``load_schema("claim")``)."""
+    return orjson.loads((schema_dir() / f"{name}.schema.json").read_bytes())
+
+
+def _name_of(uri: str) -> str:
+    return uri.removeprefix(SCHEMA_BASE_URI).removesuffix(".schema.json")
+
+
+@functools.cache
+def _fast_validator(kind: str) -> Any:
+    handlers = {"https": lambda uri: load_schema(_name_of(uri))}
+    return fastjsonschema.compile(load_schema(kind), handlers=handlers, use_formats=False)
+
+
+@functools.cache
+def _full_validator(kind: str) -> jsonschema.Draft202012Validator:
+    registry: referencing.Registry = referencing.Registry(
+        retrieve=lambda uri: referencing.Resource.from_contents(load_schema(_name_of(uri)))
+    )
+    return jsonschema.Draft202012Validator(load_schema(kind), registry=registry)
+
+
+class Undecodable(ValueError):
+    """A record value that is not a JSON object. Its message never quotes the record's content."""
+
+
+def decode(raw: bytes | None) -> dict[str, Any]:
+    """Parse one record value into a JSON object, or raise ``Undecodable``."""
+    if raw is None:
+        raise Undecodable("record value is null")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        # orjson's message gives the position only, never the text around it.
+        raise Undecodable(f"not valid UTF-8 JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise Undecodable(f"JSON value is a {type(value).__name__}, not an object")
+    return value
+
+
+def event_id(event: dict[str, Any], kind: str) -> str | None:
+    """The claim_id or order_id of an event, when it has a usable one."""
+    value = event.get(ID_FIELD[kind])
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
+
+def infer_kind(event: dict[str, Any]) -> str | None:
+    """The kind of an event read from a file: its ``kind`` field, else the id field it carries."""
+    kind = event.get("kind")
+    if kind in KINDS:
+        return kind
+    for candidate in KINDS:
+        if ID_FIELD[candidate] in event:
+            return candidate
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaProblem:
+    """One way an event breaks its schema: the field's path, the value found there, and what is wrong."""
+
+    field: str
+    value: Any
+    problem: str
+
+
+def schema_problems(event: dict[str, Any], kind: str) -> list[SchemaProblem]:
+    """Every schema violation of ``event`` as a ``kind`` (empty when it is valid)."""
+    try:
+        _fast_validator(kind)(event)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
+    return sorted(_problems(event, kind), key=lambda p: p.field)
+
+
+def _problems(event: dict[str, Any], kind: str) -> Iterator[SchemaProblem]:
+    for error in _full_validator(kind).iter_errors(event):
+        path = _path(error.absolute_path)
+        if error.validator == "required":
+            # jsonschema reports a missing property at its parent; name the property itself.
+            missing = re.match(r"'([^']+)' is a required property", error.message)
+            name = missing.group(1) if missing else "?"
+            yield SchemaProblem(f"{path}.{name}" if path else name, None, "is required")
+        else:
+            yield SchemaProblem(path or "(event)", _bounded(error.instance), _describe(error))
+
+
+def _path(parts: Any) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    match error.validator:
+        case "type":
+            return f"must be of type {error.validator_value}"
+        case "enum":
+            return "must be one of " + ", ".join(map(str, error.validator_value))
+        case "const":
+            return f"must be {error.validator_value!r}"
+        case "pattern":
+            return "must be " + schema.get("description", f"text matching {error.validator_value}")
+        case "minItems" | "minLength":
+            return f"must have at least {error.validator_value} {_unit(error.validator)}"
+        case "maxItems" | "maxLength":
+            return f"must have at most {error.validator_value} {_unit(error.validator)}"
+        case "minimum":
+            return f"must be at least {error.validator_value}"
+        case "maximum":
+            return f"must be at most {error.validator_value}"
+        case "exclusiveMinimum":
+            return f"must be greater than {error.validator_value}"
+        case _:
+            return f"is invalid ({error.validator})"
+
+
+def _unit(validator: str) -> str:
+    return "items" if validator.endswith("Items") else "characters"
+
+
+def _bounded(value: Any) -> Any:
+    """A value to quote back in a reason: scalars as they are, containers summarised."""
+    if isinstance(value, dict):
+        return "{...}"
+    if isinstance(value, list):
+        return f"[{len(value)} items]"
+    if isinstance(value, str) and len(value) > 64:
+        return value[:64] + "..."
+    return value

@@ -1,0 +1,173 @@
+"""``processor demo``: the whole path on one machine, for a newcomer.
+
+Starts a local Kafka broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` names one), creates the topics, publishes
+the default code table and the demo rows, starts a worker, feeds sample claims and orders (and a few
+undecodable records), reads every decision back, prints a summary of outcomes and top reasons, says where
+the metrics are, and runs until Ctrl-C, then stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from processor import samples
+from processor.check import DEMO_CODES
+from processor.code_table.csv_rows import read_csv
+from processor.code_table.publish import publish
+from processor.code_table.releases import default_records
+from processor.config import Settings
+from processor.kafka.broker import LocalBroker
+from processor.kafka.topics import ensure_topics, partitions_of
+from processor.kafka.worker import Worker
+
+GARBAGE = [b"\x00\x01 not json", b"[1, 2, 3]", b'{"claim_id": "CLM-TRUNCATED", "lines": [']
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def run_demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
+    """Run the demo; returns the exit code."""
+    broker = None
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        say("Starting a local Apache Kafka broker (KRaft, from the official jars)...")
+        broker = LocalBroker()
+        broker.start()
+        settings = dataclasses.replace(settings, bootstrap_servers=broker.bootstrap_servers)
+        say(f"  broker ready at {broker.bootstrap_servers} (its log: {broker.log_file})")
+    if not _port_free(settings.metrics_port):
+        settings = dataclasses.replace(settings, metrics_port=0)
+    try:
+        return asyncio.run(_demo(settings, events, wait_for_ctrl_c))
+    finally:
+        if broker is not None:
+            say("Stopping the broker...")
+            broker.remove()
+        say("Stopped.")
+
+
+async def _demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    topics = settings.topics
+    await ensure_topics(settings)
+    records = default_records() + list(read_csv(DEMO_CODES))
+    started = time.monotonic()
+    sent = await publish(settings, records)
+    say(f"Published the code table to '{topics.code_table}': {sent:,} records "
+        f"(ICD-10-CM FY2025+FY2026, demo CPT/HCPCS/LOINC rows) in {time.monotonic() - started:.1f} s")  # fmt: skip
+
+    worker = Worker(settings)
+    worker_task = asyncio.create_task(worker.run(stop), name="worker")
+    while not worker.is_ready():
+        if worker_task.done():
+            return await _failed(worker_task)
+        await asyncio.sleep(0.1)  # polling the worker's readiness, not waiting on Kafka
+    say(f"Worker ready: code table {worker.table.version}, {len(worker.table):,} code versions; "
+        f"metrics at http://127.0.0.1:{worker.metrics_port}/metrics")  # fmt: skip
+
+    outputs = [topics.accepted, topics.returned, topics.needs_review, topics.dead_letter]
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed")
+    await reader.start()
+    try:
+        partitions = await partitions_of(reader, *outputs, timeout=30)
+        reader.assign(partitions)
+        for tp, offset in (await reader.end_offsets(partitions)).items():
+            reader.seek(tp, offset)  # only this run's decisions
+        fed = await _feed(settings, events)
+        say(f"Fed {fed - len(GARBAGE):,} sample claims and orders and {len(GARBAGE)} undecodable records; deciding...")
+        summary = await _collect(reader, fed, stop)
+    finally:
+        await reader.stop()
+    _print_summary(summary, settings, worker)
+    if wait_for_ctrl_c and not stop.is_set():
+        say("The worker keeps running; produce more events to the topics above. Ctrl-C stops it.")
+        await stop.wait()
+    stop.set()
+    await worker_task
+    return 0
+
+
+async def _failed(task: asyncio.Task[None]) -> int:
+    await task  # re-raises what stopped the worker
+    return 1
+
+
+async def _feed(settings: Settings, events: int) -> int:
+    topics = settings.topics
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        deliveries = []
+        for kind, event in samples.generate(events, seed=int(time.time())):
+            topic, key = (topics.claims, event["claim_id"]) if kind == "claim" else (topics.orders, event["order_id"])
+            deliveries.append(await producer.send(topic, orjson.dumps(event), key=key.encode()))
+        for raw in GARBAGE:
+            deliveries.append(await producer.send(topics.claims, raw))
+        await asyncio.gather(*deliveries)
+        return len(deliveries)
+    finally:
+        await producer.stop()
+
+
+async def _collect(reader: AIOKafkaConsumer, expected: int, stop: asyncio.Event) -> dict[str, Any]:
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    seen = 0
+    while seen < expected and not stop.is_set():
+        for tp, records in (await reader.getmany(timeout_ms=500)).items():
+            for record in records:
+                seen += 1
+                value = orjson.loads(record.value)
+                if "outcome" not in value:
+                    outcomes["dead-lettered"] += 1
+                    continue
+                outcomes[f"{value['kind']} {value['outcome']}"] += 1
+                for reason in value["reasons"]:
+                    reasons[reason["id"]] += 1
+                    examples.setdefault(reason["id"], reason["message"])
+    return {"outcomes": outcomes, "reasons": reasons, "examples": examples, "seen": seen}
+
+
+def _print_summary(summary: dict[str, Any], settings: Settings, worker: Worker) -> None:
+    topics = settings.topics
+    say()
+    say(f"Decided {summary['seen']:,} records:")
+    for name, n in sorted(summary["outcomes"].items()):
+        say(f"  {name:<22} {n:>7,}")
+    say("Top reasons:")
+    for reason_id, n in summary["reasons"].most_common(8):
+        say(f"  {reason_id:<30} {n:>6,}  e.g. {summary['examples'][reason_id]}")
+    say()
+    say("Topics: in  " + f"{topics.claims}, {topics.orders}  (code table: {topics.code_table})")
+    say("        out " + f"{topics.accepted}, {topics.returned}, {topics.needs_review}, {topics.dead_letter}")
+    port = worker.metrics_port
+    say(f"Metrics: http://127.0.0.1:{port}/metrics   health: /healthz   readiness: /readyz")
+    say(f"Kafka:   KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers}")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock, contextlib.suppress(OSError):
+        sock.bind(("0.0.0.0", port))
+        return True
+    return False
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run: processor demo")

@@ -1,0 +1,64 @@
+"""Creating the processor's topics: inputs and outputs with the configured partitions, and the compacted
+code-table topic. Topics that exist already are left as they are."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from processor.config import Settings
+
+log = logging.getLogger(__name__)
+
+# The code table is a changelog: keep the last record per key forever, clean often.
+CODE_TABLE_CONFIG = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"}
+
+
+async def ensure_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
+    """Create whichever of the processor's topics are missing; returns the names it created."""
+    topics = settings.topics
+    wanted = {name: settings.partitions for name in (topics.claims, topics.orders, *topics.outputs())}
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(name, partitions, replication_factor)
+            for name, partitions in wanted.items()
+            if name not in existing
+        ]
+        if topics.code_table not in existing:
+            new.append(NewTopic(topics.code_table, 1, replication_factor, topic_configs=CODE_TABLE_CONFIG))
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another worker created them at the same moment
+            log.info("created topics: %s", ", ".join(t.name for t in new))
+        return [t.name for t in new]
+    finally:
+        await admin.close()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, *topics: str, timeout: float | None = None) -> list[TopicPartition]:
+    """Every partition of ``topics``, waiting (with backoff) until the broker's metadata lists them all.
+
+    A consumer without a subscription knows no partitions until its metadata is refreshed; aiokafka has
+    no public call for that, hence the private client.
+    """
+    deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+    delay = 0.05
+    while True:
+        found = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+        if all(found.values()):
+            return [TopicPartition(t, p) for t, parts in found.items() for p in sorted(parts or ())]
+        if deadline is not None and asyncio.get_running_loop().time() > deadline:
+            missing = ", ".join(t for t, parts in found.items() if not parts)
+            raise TimeoutError(f"topics not found: {missing}")
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public metadata refresh
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)

@@ -1,0 +1,118 @@
+"""Realistic sample claims and lab orders, for the demo and the benchmark (and as examples of the contracts).
+
+Claims carry about three diagnoses and three lines; orders one to three tests. A share of the events
+carries the mistakes that payers and labs see every day: header codes, malformed codes, a code used on a
+date it is not valid, an unknown code system, a bad NPI, an order without a diagnosis. Codes are real:
+ICD-10-CM from the default table; procedures and tests from the demo rows (``demo-codes.csv``). Patient
+data is made up.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from processor.code_systems import luhn_check_digit
+
+# Billable ICD-10-CM codes valid in both FY2025 and FY2026.
+DIAGNOSES = [
+    "E11.9", "I10", "J06.9", "Z00.00", "E78.5", "K21.9", "F41.1", "N39.0", "J45.909", "M25.561",
+    "Z23", "R07.9", "E66.9", "G43.909", "L03.115", "S52.521A", "E11.65", "I48.91", "M17.11", "R10.9",
+]  # fmt: skip
+PROCEDURES = [("CPT", "99213"), ("CPT", "99214"), ("CPT", "99203"), ("CPT", "36415"), ("CPT", "93000"),
+              ("HCPCS", "J1100"), ("HCPCS", "G0008"), ("HCPCS", "J3420")]  # fmt: skip
+TESTS = [("LOINC", "4548-4"), ("LOINC", "2345-7"), ("LOINC", "718-7"), ("LOINC", "2093-3"),
+         ("LOINC", "24323-8"), ("CPT", "83036"), ("CPT", "80053"), ("CPT", "85025")]  # fmt: skip
+
+# The mistakes: (what is wrong, how to make it).
+HEADERS = ["E11", "I25", "M54.5", "J45", "S52.521"]
+MALFORMED = ["E11..9", "EE119", "1234", "Z0000000"]
+SERVICE_DAYS = ["2024-11-14", "2025-03-03", "2025-06-20", "2025-09-30", "2025-10-01", "2026-01-15", "2026-05-02"]
+
+
+def npi(rng: random.Random) -> str:
+    """A valid, made-up NPI."""
+    body = "1" + "".join(rng.choice("0123456789") for _ in range(8))
+    return body + str(luhn_check_digit("80840" + body))
+
+
+def _patient(rng: random.Random) -> dict[str, Any]:
+    year = rng.randint(1940, 2020)
+    return {"birth_date": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", "sex": rng.choice("MFU")}
+
+
+def claim(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
+    """One professional claim; ``bad`` makes one realistic mistake on it."""
+    day = rng.choice(SERVICE_DAYS)
+    diagnoses = [{"code": c, "system": "ICD-10-CM"} for c in rng.sample(DIAGNOSES, rng.choice((2, 3, 3, 4)))]
+    lines = []
+    for i, (system, code) in enumerate(rng.sample(PROCEDURES, rng.choice((2, 3, 3, 4))), start=1):
+        pointers = sorted(rng.sample(range(1, len(diagnoses) + 1), rng.randint(1, len(diagnoses))))
+        lines.append({"line_number": i, "code": code, "system": system, "modifiers": [], "units": 1,
+                      "service_date": day, "diagnosis_pointers": pointers})  # fmt: skip
+    event = {
+        "claim_id": f"CLM{number:09d}",
+        "submitter_id": f"SUB{rng.randint(1, 40):04d}",
+        "submitted_at": f"{day}T{rng.randint(8, 18):02d}:{rng.randint(0, 59):02d}:00Z",
+        "patient": _patient(rng),
+        "billing_provider": {"npi": npi(rng)},
+        "diagnoses": diagnoses,
+        "lines": lines,
+    }
+    if bad:
+        _spoil_claim(rng, event)
+    return event
+
+
+def _spoil_claim(rng: random.Random, event: dict[str, Any]) -> None:
+    mistake = rng.randrange(6)
+    if mistake == 0:
+        event["diagnoses"][0]["code"] = rng.choice(HEADERS)
+    elif mistake == 1:
+        event["diagnoses"][-1]["code"] = rng.choice(MALFORMED)
+    elif mistake == 2:  # E11.A exists from FY2026 only: wrong on a FY2025 date of service
+        event["diagnoses"][0]["code"] = "E11.A"
+        for line in event["lines"]:
+            line["service_date"] = "2025-09-30"
+    elif mistake == 3:
+        event["diagnoses"][0]["system"] = "ICD-9-CM"
+    elif mistake == 4:
+        npi_ = event["billing_provider"]["npi"]
+        event["billing_provider"]["npi"] = npi_[:9] + str((int(npi_[9]) + 1) % 10)
+    else:
+        event["lines"][0]["code"] = "9921"
+
+
+def order(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
+    """One lab order; ``bad`` makes one realistic mistake on it."""
+    event = {
+        "order_id": f"ORD{number:09d}",
+        "lab_id": f"LAB{rng.randint(1, 5):02d}",
+        "ordering_provider": {"npi": npi(rng)},
+        "patient": _patient(rng),
+        "collection_date": rng.choice(SERVICE_DAYS),
+        "tests": [{"code": c, "system": s} for s, c in rng.sample(TESTS, rng.randint(1, 3))],
+        "diagnoses": [{"code": c, "system": "ICD-10-CM"} for c in rng.sample(DIAGNOSES, rng.randint(1, 2))],
+    }
+    if bad:
+        mistake = rng.randrange(3)
+        if mistake == 0:
+            event["tests"][0]["code"] = "4548-5"  # wrong LOINC check digit: returned to the doctor
+        elif mistake == 1:
+            event["diagnoses"][0]["code"] = rng.choice(HEADERS)  # the lab reviews it with the doctor
+        else:
+            event["ordering_provider"]["npi"] = "1234567890"
+    return event
+
+
+def generate(count: int, seed: int = 7, bad_share: float = 0.2, order_share: float = 0.3) -> list[tuple[str, dict[str, Any]]]:
+    """``count`` events as ``(kind, event)``: about ``order_share`` orders, ``bad_share`` with a mistake."""
+    rng = random.Random(seed)
+    events = []
+    for number in range(1, count + 1):
+        bad = rng.random() < bad_share
+        if rng.random() < order_share:
+            events.append(("order", order(rng, number, bad)))
+        else:
+            events.append(("claim", claim(rng, number, bad)))
+    return events
