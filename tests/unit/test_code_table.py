@@ -1,0 +1,64 @@
+"""The in-memory table: upserts, tombstones, versions by date; and the CSV loader."""
+
+import io
+
+import pytest
+
+from processor.code_table.csv_rows import read_csv
+from processor.code_table.table import CodeTable, record_key
+from tests.conftest import SMALL_TABLE
+
+
+def test_versions_by_date(small_table):
+    versions = small_table.versions("ICD-10-CM", "B880")
+    assert [(v.valid_from, v.valid_to, v.billable) for v in versions] == [
+        ("2024-10-01", "2025-09-30", True),
+        ("2025-10-01", None, False),
+    ]
+    assert versions[0].covers("2025-09-30") and not versions[0].covers("2025-10-01")
+
+
+def test_a_tombstone_deletes_and_a_record_replaces():
+    table = CodeTable().load(SMALL_TABLE)
+    size = len(table)
+    key = record_key("ICD-10-CM", "I10", "2024-10-01")
+    table.apply(key, None)
+    assert table.versions("ICD-10-CM", "I10") == () and len(table) == size - 1
+    table.apply(key, {"system": "ICD-10-CM", "code": "I10", "billable": False, "valid_from": "2024-10-01"})
+    assert table.versions("ICD-10-CM", "I10")[0].billable is False and len(table) == size
+
+
+def test_the_last_code_of_a_system_deleted_unloads_the_system():
+    table = CodeTable().load(SMALL_TABLE)
+    table.apply(record_key("LOINC", "4548-4", "2024-01-01"), None)
+    assert not table.has_system("LOINC")
+
+
+@pytest.mark.parametrize(
+    ("key", "record"),
+    [
+        ("no-bars", {"system": "X", "code": "A", "valid_from": "2024-01-01"}),
+        ("ICD-10-CM|E119|2024-10-01", {"system": "ICD-10-CM", "code": "E11.8", "valid_from": "2024-10-01"}),
+        ("ICD-10-CM|E119|2024-10-01", {"system": "ICD-10-CM", "code": "E11.9", "valid_from": "2025-10-01"}),
+    ],
+)
+def test_records_that_do_not_match_their_key_are_refused(key, record):
+    with pytest.raises(ValueError):
+        CodeTable().apply(key, record)
+
+
+def test_csv_rows():
+    text = io.StringIO(
+        "# comment\nsystem,code,description,billable,valid_from,valid_to,maps_to\n"
+        "CPT,99213,,true,2024-01-01,,\n"
+        "ACME,X1,Internal visit,false,2024-01-01,2024-12-31,99213\n"
+    )
+    records = list(read_csv(text))
+    assert [k for k, _ in records] == ["CPT|99213|2024-01-01", "ACME|X1|2024-01-01"]
+    assert records[1][1]["billable"] is False and records[1][1]["valid_to"] == "2024-12-31"
+    assert records[1][1]["attributes"] == {"maps_to": "99213"}
+
+
+def test_csv_errors_name_the_row():
+    with pytest.raises(ValueError, match="row 3"):
+        list(read_csv(io.StringIO("system,code,valid_from\nCPT,99213,2024-01-01\nCPT,,2024-01-01\n")))

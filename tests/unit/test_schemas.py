@@ -1,0 +1,61 @@
+"""The JSON Schemas are valid, and what the code writes and reads matches them."""
+
+import base64
+
+import jsonschema
+import pytest
+import referencing
+
+from processor import samples
+from processor.code_table.releases import icd10cm_records
+from processor.contracts import SCHEMA_BASE_URI, load_schema, schema_dir
+from processor.engine import decide
+from tests.conftest import SMALL_TABLE
+
+NAMES = sorted(p.name.removesuffix(".schema.json") for p in schema_dir().glob("*.schema.json"))
+
+
+def validator(name):
+    registry = referencing.Registry().with_resources(
+        (SCHEMA_BASE_URI + f"{n}.schema.json", referencing.Resource.from_contents(load_schema(n))) for n in NAMES
+    )
+    return jsonschema.Draft202012Validator(load_schema(name), registry=registry)
+
+
+def test_every_record_kind_has_a_schema():
+    assert set(NAMES) >= {"claim", "order", "code-table-record", "decision", "dead-letter"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schema_is_valid_draft_2020_12(name):
+    jsonschema.Draft202012Validator.check_schema(load_schema(name))
+
+
+def test_sample_events_match_their_schemas():
+    for kind, event in samples.generate(300, seed=1, bad_share=0):
+        validator(kind).validate(event)
+
+
+def test_decisions_match_the_decision_schema(small_table):
+    for kind, event in samples.generate(300, seed=2, bad_share=0.5):
+        record = decide(event, kind, small_table).as_record(event, "2026-01-01T00:00:00.000Z",
+                                                            {"topic": "claims", "partition": 0, "offset": 1})
+        validator("decision").validate(record)
+
+
+def test_code_table_records_match_their_schema():
+    for _key, record in SMALL_TABLE:
+        validator("code-table-record").validate(record)
+    older = {"E119": (True, "Type 2 diabetes mellitus without complications"), "B880": (True, "Other acariasis")}
+    newer = {"E119": (True, "Type 2 diabetes mellitus without complications"), "B880": (False, "Other acariasis")}
+    for _key, record in icd10cm_records(older, newer):
+        validator("code-table-record").validate(record)
+
+
+def test_dead_letter_example_matches_its_schema():
+    validator("dead-letter").validate({
+        "source": {"topic": "claims", "partition": 0, "offset": 7, "timestamp": 1764000000000},
+        "error": "not valid UTF-8 JSON: unexpected character: line 1 column 1 (char 0)",
+        "raw": base64.b64encode(b"\x00garbage").decode(),
+        "dead_lettered_at": "2026-01-01T00:00:00.000Z",
+    })  # fmt: skip
