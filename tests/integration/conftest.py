@@ -1,0 +1,113 @@
+"""Integration fixtures: fresh topic names per test, a worker running in the test's event loop, and
+polling helpers that wait on a condition until a deadline (never a fixed sleep)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from processor.code_table.publish import publish
+from processor.config import Settings, Topics
+from processor.kafka.topics import ensure_topics, partitions_of
+from processor.kafka.worker import Worker
+from processor.metrics import Metrics
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str) -> Settings:
+    """Settings with topic and group names no other test uses."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    return Settings(
+        bootstrap_servers=kafka_bootstrap,
+        group_id=prefix + "group",
+        topics=Topics().with_prefix(prefix),
+        metrics_host="127.0.0.1",
+        metrics_port=0,
+        partitions=2,
+        batch_timeout_ms=100,
+    )
+
+
+async def eventually(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``condition`` (sync or async) until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    interval = 0.05
+    while True:
+        result = condition()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+        interval = min(interval * 2, 0.5)
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, wait_ready: bool = True) -> AsyncIterator[Worker]:
+    """A worker running in the background for the body of the ``async with``; stopped cleanly after."""
+    worker = Worker(settings, Metrics())
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        if wait_ready:
+            await eventually(lambda: worker.is_ready() or task.done(), 60, "the worker to be ready")
+            if task.done():
+                await task  # raise what stopped it
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def load_table(settings: Settings, records: Iterable[tuple[str, dict | None]]) -> None:
+    await ensure_topics(settings)
+    await publish(settings, records)
+
+
+async def produce(settings: Settings, topic: str, values: Iterable[Any], key: bytes | None = None) -> list[Any]:
+    """Send values (dicts as JSON, bytes as they are); returns each record's metadata (partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, v if isinstance(v, bytes) else orjson.dumps(v), key=key) for v in values
+        ]
+        return list(await asyncio.gather(*futures))
+    finally:
+        await producer.stop()
+
+
+async def read_all(settings: Settings, topics: Iterable[str], count: int, timeout: float = 60.0) -> list[ConsumerRecord]:
+    """Read ``topics`` from the beginning (read_committed) until ``count`` records have arrived."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed",
+                                enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip
+    await consumer.start()
+    try:
+        consumer.assign(await partitions_of(consumer, *topics, timeout=30))
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out: {len(records)} of {count} records on {', '.join(topics)}")
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def decisions(records: Iterable[ConsumerRecord]) -> dict[str, dict]:
+    """Decision records by event id, with the topic each was read from under ``_topic``."""
+    return {(v := orjson.loads(r.value))["event_id"]: {**v, "_topic": r.topic} for r in records}

@@ -1,0 +1,160 @@
+"""The worker through the real broker: claims and orders in, decisions out on the right topics."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from processor import samples
+from processor.check import DEMO_CODES
+from processor.code_table.csv_rows import read_csv
+from processor.code_table.releases import default_records
+from processor.code_table.table import record_key
+from tests.conftest import SMALL_TABLE, a_claim, an_order
+from tests.integration.conftest import decisions, eventually, load_table, produce, read_all, running_worker
+
+pytestmark = pytest.mark.kafka
+HEADER_DX = [{"code": "E11", "system": "ICD-10-CM"}]
+
+
+async def test_claims_and_orders_land_on_their_outcome_topics(settings):
+    t = settings.topics
+    await load_table(settings, SMALL_TABLE)
+    async with running_worker(settings):
+        await produce(settings, t.claims, [a_claim(claim_id="OK-1"), a_claim(claim_id="HDR-1", diagnoses=HEADER_DX)])
+        await produce(settings, t.orders, [an_order(order_id="ORD-OK"), an_order(order_id="ORD-HDR", diagnoses=HEADER_DX)])
+        found = decisions(await read_all(settings, [t.accepted, t.returned, t.needs_review], 4))
+    assert found["OK-1"]["_topic"] == t.accepted and found["OK-1"]["reasons"] == []
+    returned = found["HDR-1"]
+    assert returned["_topic"] == t.returned and returned["outcome"] == "returned"
+    assert [(r["id"], r["field"], r["value"]) for r in returned["reasons"]] == [("diagnosis.header", "diagnoses[0].code", "E11")]
+    assert "diagnoses[0].code" in returned["reasons"][0]["message"] and "E11" in returned["reasons"][0]["message"]
+    assert returned["event"]["claim_id"] == "HDR-1" and returned["code_table_version"] == f"code-table@0:{len(SMALL_TABLE)}"
+    assert found["ORD-OK"]["_topic"] == t.accepted
+    assert found["ORD-HDR"]["_topic"] == t.needs_review  # the lab checks with the doctor
+
+
+async def test_garbage_is_dead_lettered_and_the_next_record_is_still_decided(settings):
+    t = settings.topics
+    await load_table(settings, SMALL_TABLE)
+    async with running_worker(settings):
+        garbage, after = await produce(settings, t.claims, [b"\xff\xfe not json", a_claim(claim_id="AFTER")], key=b"k")
+        dead, decided = await read_all(settings, [t.dead_letter], 1), await read_all(settings, [t.accepted], 1)
+    letter = orjson.loads(dead[0].value)
+    assert letter["source"]["topic"] == t.claims
+    assert (letter["source"]["partition"], letter["source"]["offset"]) == (garbage.partition, garbage.offset)
+    assert base64.b64decode(letter["raw"]) == b"\xff\xfe not json"
+    assert letter["error"].startswith("not valid UTF-8 JSON")
+    assert dead[0].key == b"k"
+    decision = orjson.loads(decided[0].value)
+    assert decision["event_id"] == "AFTER" and decision["source"]["offset"] == after.offset
+
+
+async def test_a_code_published_while_running_changes_later_decisions(settings):
+    t = settings.topics
+    without_i10 = [(k, r) for k, r in SMALL_TABLE if r["code"] != "I10"]
+    await load_table(settings, without_i10)
+    i10_key = record_key("ICD-10-CM", "I10", "2024-10-01")
+    i10 = dict(SMALL_TABLE)[i10_key]
+    async with running_worker(settings) as worker:
+        await produce(settings, t.claims, [a_claim(claim_id="BEFORE")])
+        await read_all(settings, [t.returned], 1)
+        await load_table(settings, [(i10_key, i10)])
+        await eventually(lambda: worker.table.versions("ICD-10-CM", "I10"), what="I10 to reach the worker")
+        await produce(settings, t.claims, [a_claim(claim_id="AFTER-ADD")])
+        await read_all(settings, [t.accepted], 1)
+        await load_table(settings, [(i10_key, None)])  # a tombstone deletes the code again
+        await eventually(lambda: not worker.table.versions("ICD-10-CM", "I10"), what="the tombstone")
+        await produce(settings, t.claims, [a_claim(claim_id="AFTER-DELETE")])
+        found = decisions(await read_all(settings, [t.accepted, t.returned], 3))
+    assert found["BEFORE"]["outcome"] == "returned"
+    assert [r["id"] for r in found["BEFORE"]["reasons"]] == ["diagnosis.not_in_table"]
+    assert found["AFTER-ADD"]["outcome"] == "accepted"
+    assert found["AFTER-DELETE"]["outcome"] == "returned"
+    versions = [found[i]["code_table_version"] for i in ("BEFORE", "AFTER-ADD", "AFTER-DELETE")]
+    assert len(set(versions)) == 3
+
+
+def http_status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+async def test_not_ready_and_nothing_decided_until_the_code_table_is_loaded(settings):
+    t = settings.topics
+    async with running_worker(settings, wait_ready=False) as worker:
+        await eventually(lambda: worker.metrics_port and http_status(worker.metrics_port, "/healthz") == 200,
+                         what="/healthz")  # fmt: skip
+        await eventually(lambda: worker.follower._consumer is not None, what="the follower to start")
+        await produce(settings, t.claims, [a_claim(claim_id="EARLY")])  # the topics exist: the worker made them
+        assert http_status(worker.metrics_port, "/readyz") == 503
+        await load_table(settings, SMALL_TABLE)
+        await eventually(lambda: http_status(worker.metrics_port, "/readyz") == 200, what="/readyz")
+        found = decisions(await read_all(settings, [t.accepted], 1))
+    # The claim waited for the table: it was decided with the full table, not an empty or partial one.
+    assert found["EARLY"]["code_table_version"] == f"code-table@0:{len(SMALL_TABLE)}"
+
+
+async def test_metrics_count_what_was_decided(settings):
+    t = settings.topics
+    await load_table(settings, SMALL_TABLE)
+    async with running_worker(settings) as worker:
+        bad = a_claim(diagnoses=HEADER_DX, billing_provider={"npi": "1234567890"})
+        await produce(settings, t.claims, [a_claim(claim_id=f"A{i}") for i in range(3)] + [bad, bad, b"garbage"])
+        await read_all(settings, [t.accepted, t.returned, t.dead_letter], 6)
+        await eventually(lambda: _samples(worker).get(("processor_decisions_total", ("claim", "returned"))) == 2,
+                         what="the metrics of the batch")  # fmt: skip
+        metrics = _samples(worker)
+    assert metrics["processor_decisions_total", ("claim", "accepted")] == 3
+    assert metrics["processor_decisions_total", ("order", "accepted")] == 0
+    assert metrics["processor_reasons_total", ("claim", "diagnosis.header")] == 2
+    assert metrics["processor_reasons_total", ("claim", "npi.invalid")] == 2
+    assert metrics["processor_events_consumed_total", ("claim",)] == 6
+    assert metrics["processor_dead_letters_total", (t.claims,)] == 1
+    assert metrics["processor_decision_latency_seconds_count", ()] == 6
+    assert metrics["processor_code_table_codes", ()] == len(SMALL_TABLE)
+    assert metrics["processor_ready", ()] == 1
+
+
+def _samples(worker) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(v for k, v in sorted(s.labels.items(), key=lambda kv: ("kind", "outcome", "reason", "topic").index(kv[0])))): s.value  # noqa: E501
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels.get("le")
+    }
+
+
+async def test_check_command_decides_a_file_as_the_worker_does(settings, tmp_path):
+    """The same events, through Kafka and through ``processor check``: identical decisions."""
+    t = settings.topics
+    await load_table(settings, default_records() + list(read_csv(DEMO_CODES)))
+    events = samples.generate(400, seed=11, bad_share=0.4)
+    # Dates on both sides of the FY2026 boundary are in the samples; make sure of it.
+    days = {e["lines"][0]["service_date"] if k == "claim" else e["collection_date"] for k, e in events}
+    assert {"2025-09-30", "2025-10-01"} <= days
+    async with running_worker(settings):
+        await produce(settings, t.claims, [e for k, e in events if k == "claim"])
+        await produce(settings, t.orders, [e for k, e in events if k == "order"])
+        by_worker = decisions(await read_all(settings, [t.accepted, t.returned, t.needs_review], len(events)))
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for _, e in events))
+    result = subprocess.run([sys.executable, "-m", "processor", "check", str(path), "--demo-codes"],
+                            capture_output=True, check=True, timeout=120)  # fmt: skip
+    by_check = {(d := orjson.loads(line))["event_id"]: d for line in result.stdout.splitlines()}
+    assert by_check.keys() == by_worker.keys()
+    for event_id, decision in by_check.items():
+        assert (decision["outcome"], decision["reasons"]) == (by_worker[event_id]["outcome"], by_worker[event_id]["reasons"])
+    assert {d["outcome"] for d in by_check.values()} == {"accepted", "returned", "needs_review"}
