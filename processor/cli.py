@@ -1,11 +1,11 @@
 """The ``processor`` command.
 
-    processor demo            local broker, topics, default code table, worker, sample events, summary
-    processor run             a worker (one member of the consumer group)
-    processor check FILE      decide a file of JSON lines with no broker ('-' reads stdin)
-    processor load WHAT       publish code-table records: 'default' (ICD-10-CM), 'demo', or 'csv FILE'
-    processor topics          create the processor's topics
-    processor broker          run a local Kafka broker in the foreground
+processor demo            local broker, topics, default code table, worker, sample events, summary
+processor run             a worker (one member of the consumer group)
+processor check FILE      decide a file of JSON lines with no broker ('-' reads stdin)
+processor load WHAT       publish code-table records: 'default' (ICD-10-CM), 'demo', or 'csv FILE'
+processor topics          create the processor's topics
+processor broker          run a local Kafka broker in the foreground
 """
 
 from __future__ import annotations
@@ -72,7 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--demo-codes", action="store_true", help="add the demo rows (CPT, HCPCS, LOINC)")
 
     load = command("load", _load, "Publish code-table records to the code-table topic.")
-    load.add_argument("what", choices=["default", "demo", "csv"], help="default: ICD-10-CM FY2025+FY2026; demo: the demo rows; csv: a CSV file")
+    load.add_argument(
+        "what",
+        choices=["default", "demo", "csv"],
+        help="default: ICD-10-CM FY2025+FY2026; demo: the demo rows; csv: a CSV file",
+    )
     load.add_argument("file", nargs="?", type=Path, help="the CSV file, for 'csv'")
 
     topics = command("topics", _topics, "Create the processor's topics (existing ones are left alone).")

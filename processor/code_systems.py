@@ -50,10 +50,9 @@ _ICD10CM_DOT = re.compile(r"[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}")
 def normalize(system: str, code: str) -> str:
     """The form a code is stored and looked up in: trimmed, upper case, ICD-10 without its dot."""
     code = code.strip().upper()
-    if system in _ICD10_SYSTEMS and "." in code:
-        # Only the printed dot after the third character is accepted; other dots stay and fail the format.
-        if system == ICD10PCS or _ICD10CM_DOT.fullmatch(code):
-            code = code.replace(".", "", 1)
+    # Only the printed dot after the third character is removed; other dots stay and fail the format.
+    if system in _ICD10_SYSTEMS and "." in code and (system == ICD10PCS or _ICD10CM_DOT.fullmatch(code)):
+        code = code.replace(".", "", 1)
     return code
 
 

@@ -131,7 +131,7 @@ async def _collect(reader: AIOKafkaConsumer, expected: int, stop: asyncio.Event)
     examples: dict[str, str] = {}
     seen = 0
     while seen < expected and not stop.is_set():
-        for tp, records in (await reader.getmany(timeout_ms=500)).items():
+        for records in (await reader.getmany(timeout_ms=500)).values():
             for record in records:
                 seen += 1
                 value = orjson.loads(record.value)

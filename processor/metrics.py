@@ -28,7 +28,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.consumed = Counter("processor_events_consumed", "Records read from the input topics.", ["kind"], registry=r)
+        self.consumed = Counter(
+            "processor_events_consumed", "Records read from the input topics.", ["kind"], registry=r
+        )
         self.decisions = Counter(
             "processor_decisions", "Decisions published, by kind and outcome.", ["kind", "outcome"], registry=r
         )
@@ -48,7 +50,9 @@ class Metrics:
             "processor_batch_records", "Records per batch taken from Kafka.",
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000), registry=r,
         )  # fmt: skip
-        self.code_table_codes = Gauge("processor_code_table_codes", "Code versions in the loaded code table.", registry=r)
+        self.code_table_codes = Gauge(
+            "processor_code_table_codes", "Code versions in the loaded code table.", registry=r
+        )
         self.code_table_offset = Gauge(
             "processor_code_table_offset", "Code-table topic records read (the table version).", registry=r
         )
@@ -70,7 +74,7 @@ class Metrics:
 
 
 class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

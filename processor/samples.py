@@ -105,7 +105,9 @@ def order(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
     return event
 
 
-def generate(count: int, seed: int = 7, bad_share: float = 0.2, order_share: float = 0.3) -> list[tuple[str, dict[str, Any]]]:
+def generate(
+    count: int, seed: int = 7, bad_share: float = 0.2, order_share: float = 0.3
+) -> list[tuple[str, dict[str, Any]]]:
     """``count`` events as ``(kind, event)``: about ``order_share`` orders, ``bad_share`` with a mistake."""
     rng = random.Random(seed)
     events = []

@@ -44,9 +44,15 @@ def rows(*specs: tuple[str, str, bool, str, str | None]) -> list[tuple[str, dict
     return [
         (
             record_key(system, code, valid_from),
-            {"system": system, "code": code, "billable": billable, "valid_from": valid_from,
-             "valid_to": valid_to, "description": f"{system} {code}"},
-        )  # fmt: skip
+            {
+                "system": system,
+                "code": code,
+                "billable": billable,
+                "valid_from": valid_from,
+                "valid_to": valid_to,
+                "description": f"{system} {code}",
+            },
+        )
         for system, code, billable, valid_from, valid_to in specs
     ]
 
@@ -85,9 +91,16 @@ def a_claim(**changes: object) -> dict:
         "billing_provider": {"npi": "1234567893"},
         "diagnoses": [{"code": "E11.9", "system": "ICD-10-CM"}, {"code": "I10", "system": "ICD-10-CM"}],
         "lines": [
-            {"line_number": 1, "code": "99213", "system": "CPT", "modifiers": [], "units": 1,
-             "service_date": "2025-11-03", "diagnosis_pointers": [1, 2]},
-        ],  # fmt: skip
+            {
+                "line_number": 1,
+                "code": "99213",
+                "system": "CPT",
+                "modifiers": [],
+                "units": 1,
+                "service_date": "2025-11-03",
+                "diagnosis_pointers": [1, 2],
+            },
+        ],
     }
     claim.update(changes)
     return claim

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from processor import code_systems as codes
 from processor.code_table.table import CodeTable, CodeVersion
 from processor.contracts import event_id, schema_problems
-from processor import code_systems as codes
 from processor.engine.rules import RULES, SEVERITY, Outcome, Rule
 
 
@@ -126,7 +126,7 @@ _NOT_BILLABLE = {"diagnosis": "diagnosis.header", "procedure": "procedure.not_bi
 class _Review:
     """The checks of one event, collecting reasons as they fail."""
 
-    __slots__ = ("kind", "table", "reasons")
+    __slots__ = ("kind", "reasons", "table")
 
     def __init__(self, kind: str, table: CodeTable) -> None:
         self.kind = kind

@@ -4,6 +4,7 @@ code-table topic. Topics that exist already are left as they are."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,10 +35,8 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> list
         if topics.code_table not in existing:
             new.append(NewTopic(topics.code_table, 1, replication_factor, topic_configs=CODE_TABLE_CONFIG))
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker made them at the same moment
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # another worker created them at the same moment
             log.info("created topics: %s", ", ".join(t.name for t in new))
         return [t.name for t in new]
     finally:
@@ -59,6 +58,6 @@ async def partitions_of(consumer: AIOKafkaConsumer, *topics: str, timeout: float
         if deadline is not None and asyncio.get_running_loop().time() > deadline:
             missing = ", ".join(t for t, parts in found.items() if not parts)
             raise TimeoutError(f"topics not found: {missing}")
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public metadata refresh
+        await consumer._client.force_metadata_update()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)

@@ -32,7 +32,7 @@ from aiokafka.errors import CommitFailedError
 from processor.code_table.follower import CodeTableFollower
 from processor.code_table.table import CodeTable
 from processor.config import Settings
-from processor.contracts import Undecodable, decode, event_id
+from processor.contracts import Undecodable, decode
 from processor.engine import decide
 from processor.engine.rules import Outcome
 from processor.kafka.topics import ensure_topics
@@ -208,7 +208,7 @@ class Worker:
     def _table_changed(self, table: CodeTable) -> None:
         m = self.metrics
         m.code_table_codes.set(len(table))
-        m.code_table_offset.set(sum(self.follower._offsets.values()))  # noqa: SLF001 - same package
+        m.code_table_offset.set(sum(self.follower._offsets.values()))
         m.code_table_updated.set(self.follower.updated_at)
         m.code_table_invalid.set(self.follower.invalid_records)
 

@@ -81,15 +81,15 @@ async def produce(settings: Settings, topic: str, values: Iterable[Any], key: by
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
     await producer.start()
     try:
-        futures = [
-            await producer.send(topic, v if isinstance(v, bytes) else orjson.dumps(v), key=key) for v in values
-        ]
+        futures = [await producer.send(topic, v if isinstance(v, bytes) else orjson.dumps(v), key=key) for v in values]
         return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()
 
 
-async def read_all(settings: Settings, topics: Iterable[str], count: int, timeout: float = 60.0) -> list[ConsumerRecord]:
+async def read_all(
+    settings: Settings, topics: Iterable[str], count: int, timeout: float = 60.0
+) -> list[ConsumerRecord]:
     """Read ``topics`` from the beginning (read_committed) until ``count`` records have arrived."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed",
                                 enable_auto_commit=False, auto_offset_reset="earliest")  # fmt: skip

@@ -29,14 +29,21 @@ async def test_claims_and_orders_land_on_their_outcome_topics(settings):
     await load_table(settings, SMALL_TABLE)
     async with running_worker(settings):
         await produce(settings, t.claims, [a_claim(claim_id="OK-1"), a_claim(claim_id="HDR-1", diagnoses=HEADER_DX)])
-        await produce(settings, t.orders, [an_order(order_id="ORD-OK"), an_order(order_id="ORD-HDR", diagnoses=HEADER_DX)])
+        await produce(
+            settings, t.orders, [an_order(order_id="ORD-OK"), an_order(order_id="ORD-HDR", diagnoses=HEADER_DX)]
+        )
         found = decisions(await read_all(settings, [t.accepted, t.returned, t.needs_review], 4))
     assert found["OK-1"]["_topic"] == t.accepted and found["OK-1"]["reasons"] == []
     returned = found["HDR-1"]
     assert returned["_topic"] == t.returned and returned["outcome"] == "returned"
-    assert [(r["id"], r["field"], r["value"]) for r in returned["reasons"]] == [("diagnosis.header", "diagnoses[0].code", "E11")]
+    assert [(r["id"], r["field"], r["value"]) for r in returned["reasons"]] == [
+        ("diagnosis.header", "diagnoses[0].code", "E11")
+    ]
     assert "diagnoses[0].code" in returned["reasons"][0]["message"] and "E11" in returned["reasons"][0]["message"]
-    assert returned["event"]["claim_id"] == "HDR-1" and returned["code_table_version"] == f"code-table@0:{len(SMALL_TABLE)}"
+    assert (
+        returned["event"]["claim_id"] == "HDR-1"
+        and returned["code_table_version"] == f"code-table@0:{len(SMALL_TABLE)}"
+    )
     assert found["ORD-OK"]["_topic"] == t.accepted
     assert found["ORD-HDR"]["_topic"] == t.needs_review  # the lab checks with the doctor
 
@@ -130,7 +137,13 @@ def _samples(worker) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as response:
         text = response.read().decode()
     return {
-        (s.name, tuple(v for k, v in sorted(s.labels.items(), key=lambda kv: ("kind", "outcome", "reason", "topic").index(kv[0])))): s.value  # noqa: E501
+        (
+            s.name,
+            tuple(
+                v
+                for k, v in sorted(s.labels.items(), key=lambda kv: ("kind", "outcome", "reason", "topic").index(kv[0]))
+            ),
+        ): s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples
         if not s.labels.get("le")
@@ -156,5 +169,8 @@ async def test_check_command_decides_a_file_as_the_worker_does(settings, tmp_pat
     by_check = {(d := orjson.loads(line))["event_id"]: d for line in result.stdout.splitlines()}
     assert by_check.keys() == by_worker.keys()
     for event_id, decision in by_check.items():
-        assert (decision["outcome"], decision["reasons"]) == (by_worker[event_id]["outcome"], by_worker[event_id]["reasons"])
+        assert (decision["outcome"], decision["reasons"]) == (
+            by_worker[event_id]["outcome"],
+            by_worker[event_id]["reasons"],
+        )
     assert {d["outcome"] for d in by_check.values()} == {"accepted", "returned", "needs_review"}

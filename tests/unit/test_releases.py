@@ -39,4 +39,6 @@ def test_effective_dates_come_from_both_releases(default_table, code, versions):
 
 
 def test_descriptions_are_kept(default_table):
-    assert default_table.versions("ICD-10-CM", "E119")[0].description == "Type 2 diabetes mellitus without complications"
+    assert (
+        default_table.versions("ICD-10-CM", "E119")[0].description == "Type 2 diabetes mellitus without complications"
+    )

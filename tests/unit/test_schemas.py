@@ -38,8 +38,9 @@ def test_sample_events_match_their_schemas():
 
 def test_decisions_match_the_decision_schema(small_table):
     for kind, event in samples.generate(300, seed=2, bad_share=0.5):
-        record = decide(event, kind, small_table).as_record(event, "2026-01-01T00:00:00.000Z",
-                                                            {"topic": "claims", "partition": 0, "offset": 1})
+        record = decide(event, kind, small_table).as_record(
+            event, "2026-01-01T00:00:00.000Z", {"topic": "claims", "partition": 0, "offset": 1}
+        )
         validator("decision").validate(record)
 
 

@@ -1,0 +1,41 @@
+# The two set-up commands of the README, and their building blocks.
+#   make demo   the main job on a local Kafka broker that it starts itself
+#   make test   the whole test suite against a real Kafka broker
+# Needs Python 3.11+, Java 17+ and Maven; everything else is installed here on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+JARS    = deploy/kafka/target/libs/.fetched
+
+.PHONY: demo test bench lint install jars clean
+
+demo: install jars
+	$(BIN)/processor demo
+
+test: install jars
+	$(BIN)/pytest
+
+bench: install jars
+	$(BIN)/processor bench
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+install: $(VENV)/.installed
+
+jars: $(JARS)
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
+$(JARS): deploy/kafka/pom.xml
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies
+	touch $@
+
+clean:
+	rm -rf $(VENV) deploy/kafka/target .pytest_cache
