@@ -62,6 +62,12 @@ class Metrics:
         self.code_table_invalid = Gauge(
             "processor_code_table_invalid_records", "Code-table records skipped as invalid.", registry=r
         )
+        self.lag = Gauge(
+            "processor_consumer_lag",
+            "Records on an input partition not yet decided and committed (high watermark - committed offset).",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.ready = Gauge("processor_ready", "1 when the code table is loaded and the worker consumes.", registry=r)
         # Create every labelled series up front, so dashboards and alerts see zeros, not gaps.
         for kind in KINDS:

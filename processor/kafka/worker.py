@@ -171,6 +171,7 @@ class Worker:
             # The group rebalanced while we decided: the new owner re-reads these records (at-least-once).
             log.warning("offset commit failed after a rebalance; the batch will be decided again")
         self._observe(timestamps, decisions, reasons, dead)
+        self._observe_lag(consumer, offsets)
 
     async def _dead_letter(
         self, producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], error: str, at: str
@@ -204,6 +205,12 @@ class Worker:
             m.reasons.labels(kind, reason_id).inc(n)
         for topic, n in dead.items():
             m.dead_letters.labels(topic).inc(n)
+
+    def _observe_lag(self, consumer: AIOKafkaConsumer, committed: dict[TopicPartition, int]) -> None:
+        for tp, offset in committed.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset))
 
     def _table_changed(self, table: CodeTable) -> None:
         m = self.metrics
