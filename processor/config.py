@@ -54,6 +54,10 @@ class Settings:
     max_batch_bytes: int = 1_048_576
     # Partitions for topics that the processor creates (more partitions, more workers in the group).
     partitions: int = 6
+    # "exactly_once" (decisions and offsets in one Kafka transaction) or "at_least_once".
+    processing_guarantee: str = "exactly_once"
+    # A TOML file that changes rule outcomes per payer (see README, "Configuring rules"); None: defaults.
+    rules_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
