@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from processor.code_table.table import CodeTable, record_key
+from processor.code_table.table import MUE, NCCI, RELEASE, SUPPORTS, CodeTable, policy_record, record_key
 
 
 @pytest.fixture(scope="session")
@@ -57,23 +57,83 @@ def rows(*specs: tuple[str, str, bool, str, str | None]) -> list[tuple[str, dict
     ]
 
 
+def with_attributes(records: list[tuple[str, dict]], **attributes: object) -> list[tuple[str, dict]]:
+    """The same records with edit attributes (age, sex, manifestation, crosswalk...)."""
+    return [(key, {**record, "attributes": dict(attributes)}) for key, record in records]
+
+
 # A few real codes with their real FY2025/FY2026 validity, and demo procedure/test codes.
-SMALL_TABLE = rows(
-    ("ICD-10-CM", "E11", False, "2024-10-01", None),
-    ("ICD-10-CM", "E11.9", True, "2024-10-01", None),
-    ("ICD-10-CM", "E11.A", True, "2025-10-01", None),
-    ("ICD-10-CM", "B88.0", True, "2024-10-01", "2025-09-30"),
-    ("ICD-10-CM", "B88.0", False, "2025-10-01", None),
-    ("ICD-10-CM", "B88.01", True, "2025-10-01", None),
-    ("ICD-10-CM", "S52.521A", True, "2024-10-01", None),
-    ("ICD-10-CM", "I10", True, "2024-10-01", None),
-    ("ICD-10-PCS", "0DTJ4ZZ", True, "2024-10-01", None),
-    ("HCPCS", "J1100", True, "2024-01-01", None),
-    ("CPT", "99213", True, "2024-01-01", None),
-    ("CPT", "83036", True, "2024-01-01", None),
-    ("LOINC", "4548-4", True, "2024-01-01", None),
-    ("ACME-INTERNAL", "X100", True, "2024-01-01", None),
-)
+SMALL_TABLE = [
+    *rows(
+        ("ICD-10-CM", "E11", False, "2024-10-01", None),
+        ("ICD-10-CM", "E11.9", True, "2024-10-01", None),
+        ("ICD-10-CM", "E11.A", True, "2025-10-01", None),
+        ("ICD-10-CM", "B88.0", True, "2024-10-01", "2025-09-30"),
+        ("ICD-10-CM", "B88.0", False, "2025-10-01", None),
+        ("ICD-10-CM", "B88.01", True, "2025-10-01", None),
+        ("ICD-10-CM", "S52.521A", True, "2024-10-01", None),
+        ("ICD-10-CM", "I10", True, "2024-10-01", None),
+        ("ICD-10-PCS", "0DTJ4ZZ", True, "2024-10-01", None),
+        ("HCPCS", "J1100", True, "2024-01-01", None),
+        ("CPT", "99213", True, "2024-01-01", None),
+        ("CPT", "83036", True, "2024-01-01", None),
+        ("LOINC", "4548-4", True, "2024-01-01", None),
+    ),
+    # Edits the ICD-10-CM loader derives from the classification (MCE age/sex, tabular notes).
+    *with_attributes(
+        rows(("ICD-10-CM", "O80", True, "2024-10-01", None)), age_min=9, age_max=64, age_edit="maternity", sex="F"
+    ),
+    *with_attributes(rows(("ICD-10-CM", "Z38.00", True, "2024-10-01", None)), age_min=0, age_max=0, age_edit="newborn"),
+    *with_attributes(rows(("ICD-10-CM", "P22.0", True, "2024-10-01", None)), age_min=0, age_max=0, age_edit="newborn"),
+    *with_attributes(rows(("ICD-10-CM", "G63", True, "2024-10-01", None)), manifestation=True, code_first=True),
+    *with_attributes(rows(("ICD-10-CM", "E08.9", True, "2024-10-01", None)), code_first=True),
+    *rows(("ICD-10-CM", "W19.XXXA", True, "2024-10-01", None)),
+    # Hand-written payer rows, codes only: a deleted CPT code (99201 ended 2020-12-31), a non-billable
+    # HCPCS code, a test the lab no longer runs, a payer's own age and sex edits.
+    *rows(
+        ("CPT", "99201", True, "2020-01-01", "2020-12-31"),
+        ("HCPCS", "A9270", False, "2024-01-01", None),
+        ("LOINC", "2093-3", True, "2020-01-01", "2024-12-31"),
+        ("LOINC", "24331-1", False, "2024-01-01", None),
+        ("CPT", "93000", True, "2024-01-01", None),
+        ("CPT", "93005", True, "2024-01-01", None),
+        ("CPT", "20610", True, "2024-01-01", None),
+        ("CPT", "20552", True, "2024-01-01", None),
+        ("CPT", "36415", True, "2024-01-01", None),
+    ),
+    *with_attributes(rows(("CPT", "55700", True, "2024-01-01", None)), sex="M"),
+    *with_attributes(rows(("CPT", "99381", True, "2024-01-01", None)), age_min=0, age_max=0),
+    *with_attributes(rows(("HCPCS", "G0103", True, "2024-01-01", None)), sex="M"),
+    # A payer's internal codes and their cross-reference to external codes.
+    *with_attributes(rows(("ACME-INTERNAL", "X100", True, "2024-01-01", None)), maps_to="99213", maps_to_system="CPT"),
+    *rows(("ACME-INTERNAL", "X200", True, "2024-01-01", None)),
+    *with_attributes(rows(("ACME-INTERNAL", "X300", True, "2024-01-01", None)), maps_to="CPT:99999"),
+    # Releases loaded, with the dates each covers: ICD-10-CM FY2025 and FY2026, HCPCS for 2024-2026.
+    policy_record(RELEASE, "ICD-10-CM:FY2025", "2024-10-01", "2025-09-30", {"system": "ICD-10-CM"}, "ICD-10-CM FY2025"),
+    policy_record(RELEASE, "ICD-10-CM:FY2026", "2025-10-01", "2026-09-30", {"system": "ICD-10-CM"}, "ICD-10-CM FY2026"),
+    policy_record(RELEASE, "HCPCS:2024-2026", "2024-01-01", "2026-12-31", {"system": "HCPCS"}, "HCPCS 2024-2026"),
+    # Policy rows: HbA1c is covered for diabetes (NCD 190.21: E08-E13); hand-written NCCI pairs and an MUE.
+    policy_record(
+        SUPPORTS, "CPT:83036>E08-E13", "2024-01-01", None, {"system": "CPT", "code": "83036", "diagnoses": "E08-E13"}
+    ),
+    policy_record(
+        SUPPORTS,
+        "LOINC:4548-4>E08-E13",
+        "2024-01-01",
+        None,
+        {"system": "LOINC", "code": "4548-4", "diagnoses": "E08-E13"},
+    ),
+    policy_record(
+        NCCI, "93000/93005", "2024-01-01", None, {"column1": "93000", "column2": "93005", "modifier_indicator": "0"}
+    ),
+    policy_record(
+        NCCI, "20610/20552", "2024-01-01", None, {"column1": "20610", "column2": "20552", "modifier_indicator": "1"}
+    ),
+    policy_record(
+        NCCI, "99213/36415", "2024-01-01", None, {"column1": "99213", "column2": "36415", "modifier_indicator": "9"}
+    ),
+    policy_record(MUE, "36415", "2024-01-01", None, {"code": "36415", "max_units": 2}),
+]
 
 
 @pytest.fixture
@@ -82,7 +142,8 @@ def small_table() -> CodeTable:
 
 
 def a_claim(**changes: object) -> dict:
-    """A valid claim (for SMALL_TABLE) with top-level fields replaced by ``changes``."""
+    """A valid claim (for SMALL_TABLE) with top-level fields replaced by ``changes``; unless the lines are
+    replaced too, the line points at every diagnosis given (a pointer must point at a diagnosis)."""
     claim = {
         "claim_id": "CLM-1",
         "submitter_id": "SUB-1",
@@ -103,6 +164,8 @@ def a_claim(**changes: object) -> dict:
         ],
     }
     claim.update(changes)
+    if "lines" not in changes and isinstance(claim["diagnoses"], list):
+        claim["lines"][0]["diagnosis_pointers"] = list(range(1, min(len(claim["diagnoses"]), 12) + 1))
     return claim
 
 

@@ -3,8 +3,18 @@
 A record is one version of one code: valid on service dates from ``valid_from`` to ``valid_to``
 (open-ended when null). Its key is ``SYSTEM|CODE|VALID_FROM`` with the code normalized; a record with the
 same key replaces the earlier one and a null value (tombstone) deletes it, exactly as the compacted
-topic keeps them. The table is not thread-safe: the worker applies updates on its event loop between
-batches, so every decision in a batch sees one table.
+topic keeps them.
+
+Policy records travel on the same topic under reserved system names that start with ``@`` (no code
+system may): ``@release`` (the dates a loaded release of a system covers), ``@supports`` (a diagnosis
+range that supports a procedure or test: coverage), ``@ncci`` (a code pair with its NCCI modifier
+indicator) and ``@mue`` (the most units a line may bill). Their keys have the same three parts, so
+compaction, replacement and tombstones work the same way (see ``policy_record``).
+
+Everything the engine needs per event is computed here, once per record applied: a version's age, sex,
+principal and crosswalk attributes are parsed into fields, and policy records go into indexes keyed the
+way the engine looks them up. The table is not thread-safe: the worker applies updates on its event loop
+between batches, so every decision in a batch sees one table.
 """
 
 from __future__ import annotations
@@ -14,21 +24,50 @@ from typing import Any
 
 from processor.code_systems import normalize
 
+RELEASE = "@release"
+SUPPORTS = "@supports"
+NCCI = "@ncci"
+MUE = "@mue"
+POLICY_KINDS = (RELEASE, SUPPORTS, NCCI, MUE)
+
 
 def record_key(system: str, code: str, valid_from: str) -> str:
     """The topic key of a code-table record."""
     return f"{system}|{normalize(system, code)}|{valid_from}"
 
 
+def policy_record(
+    kind: str, subject: str, valid_from: str, valid_to: str | None, attributes: dict[str, Any], description: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """A policy record and its key ``KIND|SUBJECT|VALID_FROM`` (SUBJECT upper case, see the module doc)."""
+    subject = subject.strip().upper()
+    record = {"system": kind, "code": subject, "valid_from": valid_from, "valid_to": valid_to,
+              "attributes": attributes}  # fmt: skip
+    if description:
+        record["description"] = description
+    return f"{kind}|{subject}|{valid_from}", record
+
+
 @dataclass(frozen=True, slots=True)
 class CodeVersion:
-    """One version of a code: the dates it is valid on and what the table says of it then."""
+    """One version of a code: the dates it is valid on and what the table says of it then.
+
+    The edit attributes (``age_min``... ``maps_to``) are parsed from the record's ``attributes`` when it is
+    applied, so that the engine reads fields instead of parsing per event.
+    """
 
     valid_from: str
     valid_to: str | None
     billable: bool
     description: str
     attributes: dict[str, Any] | None
+    age_min: int | None = None
+    age_max: int | None = None
+    age_edit: str = ""
+    sex: str | None = None
+    manifestation: bool = False
+    code_first: bool = False
+    maps_to: tuple[str, str] | None = None
 
     def covers(self, day: str) -> bool:
         """True when the version is valid on ``day`` (ISO dates compare as strings)."""
@@ -36,18 +75,26 @@ class CodeVersion:
 
 
 _NONE: tuple[CodeVersion, ...] = ()
+_TRUE = {True, "true", "True", "TRUE", "1", "yes", "y"}
 
 
 class CodeTable:
-    """Codes by system, each with its versions; ``version`` names where the table was read up to."""
+    """Codes by system, each with its versions, and the policy records; ``version`` names where the table
+    was read up to."""
 
     def __init__(self, version: str = "empty") -> None:
         self._codes: dict[str, dict[str, tuple[CodeVersion, ...]]] = {}
         self._size = 0
         self.version = version
+        # key -> (index, subject) of every policy record held, so that a replacement or tombstone finds it.
+        self._policy: dict[str, tuple[dict[Any, dict[str, tuple]], Any]] = {}
+        self._releases: dict[str, dict[str, tuple]] = {}  # system -> key -> (first, last, name)
+        self._supports: dict[tuple[str, str], dict[str, tuple]] = {}  # (system, code) -> key -> (lo, hi, from, to)
+        self._pairs: dict[tuple[str, str], dict[str, tuple]] = {}  # (col1, col2) -> key -> (indicator, from, to)
+        self._mue: dict[str, dict[str, tuple]] = {}  # code -> key -> (max units, from, to)
 
     def __len__(self) -> int:
-        """The number of code versions held."""
+        """The number of code versions held (policy records not counted)."""
         return self._size
 
     def systems(self) -> set[str]:
@@ -63,6 +110,60 @@ class CodeTable:
         codes = self._codes.get(system)
         return codes.get(normalized_code, _NONE) if codes else _NONE
 
+    # Policy look-ups. Each answers for one date of service; None means "no policy says anything".
+
+    def covers_date(self, system: str, day: str) -> bool | None:
+        """Whether a loaded release of ``system`` covers ``day``; None when no release of it is declared."""
+        releases = self._releases.get(system)
+        if not releases:
+            return None
+        return any(first <= day <= last for first, last, _ in releases.values())
+
+    def releases(self, system: str) -> list[tuple[str, str, str]]:
+        """The declared releases of ``system`` as ``(name, first day, last day)``, oldest first."""
+        return sorted(((n, f, t) for f, t, n in self._releases.get(system, {}).values()), key=lambda r: r[1])
+
+    @property
+    def has_coverage_policy(self) -> bool:
+        """True when any ``@supports`` record is loaded."""
+        return bool(self._supports)
+
+    def supporting(self, system: str, code: str, day: str) -> list[tuple[str, str]] | None:
+        """The diagnosis ranges ``(low, high)`` that support a service on ``day``; None when no policy does."""
+        entries = self._supports.get((system, code))
+        if not entries:
+            return None
+        ranges = [(lo, hi) for lo, hi, start, end in entries.values() if start <= day and (end is None or day <= end)]
+        return ranges or None
+
+    @property
+    def has_pairs(self) -> bool:
+        """True when any NCCI pair is loaded."""
+        return bool(self._pairs)
+
+    def pair(self, column1: str, column2: str, day: str) -> str | None:
+        """The NCCI modifier indicator of the pair on ``day`` ('0', '1' or '9'), or None."""
+        entries = self._pairs.get((column1, column2))
+        if entries:
+            for indicator, start, end in entries.values():
+                if start <= day and (end is None or day <= end):
+                    return indicator
+        return None
+
+    @property
+    def has_mue(self) -> bool:
+        """True when any MUE record is loaded."""
+        return bool(self._mue)
+
+    def max_units(self, code: str, day: str) -> float | None:
+        """The most units of ``code`` one line may bill on ``day`` (MUE), or None."""
+        entries = self._mue.get(code)
+        if entries:
+            for units, start, end in entries.values():
+                if start <= day and (end is None or day <= end):
+                    return units
+        return None
+
     def apply(self, key: str, record: dict[str, Any] | None) -> None:
         """Upsert the record stored under ``key``, or delete it when ``record`` is None (a tombstone).
 
@@ -70,21 +171,18 @@ class CodeTable:
         match its key; the follower counts those and skips them.
         """
         system, code, valid_from = _split_key(key)
-        codes = self._codes.setdefault(system, {})
-        kept = tuple(v for v in codes.get(code, _NONE) if v.valid_from != valid_from)
         if record is not None:
             if record.get("system") != system or normalize(system, str(record.get("code", ""))) != code:
                 raise ValueError("record does not match its key")
             if record.get("valid_from") != valid_from:
                 raise ValueError("record valid_from does not match its key")
-            version = CodeVersion(
-                valid_from=valid_from,
-                valid_to=record.get("valid_to"),
-                billable=bool(record.get("billable", True)),
-                description=str(record.get("description") or ""),
-                attributes=record.get("attributes") or None,
-            )
-            kept = tuple(sorted((*kept, version), key=lambda v: v.valid_from))
+        if system.startswith("@"):
+            self._apply_policy(system, key, record)
+            return
+        codes = self._codes.setdefault(system, {})
+        kept = tuple(v for v in codes.get(code, _NONE) if v.valid_from != valid_from)
+        if record is not None:
+            kept = tuple(sorted((*kept, _version(record)), key=lambda v: v.valid_from))
         self._size += len(kept) - len(codes.get(code, _NONE))
         if kept:
             codes[code] = kept
@@ -96,6 +194,100 @@ class CodeTable:
         for key, record in records:
             self.apply(key, record)
         return self
+
+    def _apply_policy(self, kind: str, key: str, record: dict[str, Any] | None) -> None:
+        entry = None if record is None else self._policy_entry(kind, record)  # validate before removing
+        held = self._policy.pop(key, None)
+        if held is not None:
+            index, subject = held
+            entries = index.get(subject)
+            if entries is not None:
+                entries.pop(key, None)
+                if not entries:
+                    del index[subject]
+        if entry is not None:
+            index, subject, value = entry
+            index.setdefault(subject, {})[key] = value
+            self._policy[key] = (index, subject)
+
+    def _policy_entry(self, kind: str, record: dict[str, Any]) -> tuple[dict, Any, tuple]:
+        attributes = record.get("attributes") or {}
+        start, end = record["valid_from"], record.get("valid_to")
+        if kind == RELEASE:
+            if end is None:
+                raise ValueError("a release record needs valid_to (the last day it covers)")
+            return self._releases, _text(attributes, "system"), (start, end, record.get("description") or "")
+        if kind == SUPPORTS:
+            system = _text(attributes, "system")
+            low, _, high = _text(attributes, "diagnoses").partition("-")
+            low, high = normalize("ICD-10-CM", low), normalize("ICD-10-CM", high or low)
+            subject = (system, normalize(system, _text(attributes, "code")))
+            return self._supports, subject, (low, high, start, end)
+        if kind == NCCI:
+            indicator = str(attributes.get("modifier_indicator", ""))
+            if indicator not in {"0", "1", "9"}:
+                raise ValueError("modifier_indicator must be 0, 1 or 9")
+            subject = (_code(attributes, "column1"), _code(attributes, "column2"))
+            return self._pairs, subject, (indicator, start, end)
+        if kind == MUE:
+            units = float(attributes.get("max_units", "nan"))
+            if not units >= 0:
+                raise ValueError("max_units must be a number >= 0")
+            return self._mue, _code(attributes, "code"), (units, start, end)
+        raise ValueError(f"unknown policy record kind {kind!r}")
+
+
+def in_range(code: str, low: str, high: str) -> bool:
+    """True when a normalized ICD-10-CM code falls in ``low``-``high`` as the classification writes ranges:
+    E08-E13 holds every code under E08 to E13, E11.6 every code under E11.6."""
+    return low <= code[: len(low)] and code[: len(high)] <= high
+
+
+def _version(record: dict[str, Any]) -> CodeVersion:
+    attributes = record.get("attributes") or None
+    a = attributes or {}
+    maps_to = None
+    if a.get("maps_to"):
+        target = str(a["maps_to"])
+        system = str(a.get("maps_to_system") or "")
+        if not system and ":" in target:
+            system, _, target = target.partition(":")
+        maps_to = (system, normalize(system, target))
+    sex = a.get("sex")
+    return CodeVersion(
+        valid_from=record["valid_from"],
+        valid_to=record.get("valid_to"),
+        billable=bool(record.get("billable", True)),
+        description=str(record.get("description") or ""),
+        attributes=attributes,
+        age_min=_age(a.get("age_min")),
+        age_max=_age(a.get("age_max")),
+        age_edit=str(a.get("age_edit") or ""),
+        sex=sex if sex in ("M", "F") else None,
+        manifestation=a.get("manifestation") in _TRUE,
+        code_first=a.get("code_first") in _TRUE,
+        maps_to=maps_to,
+    )
+
+
+def _age(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    age = int(value)
+    if not 0 <= age <= 150:
+        raise ValueError("an age limit must be 0 to 150")
+    return age
+
+
+def _text(attributes: dict[str, Any], name: str) -> str:
+    value = attributes.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"policy record without attributes.{name}")
+    return value.strip()
+
+
+def _code(attributes: dict[str, Any], name: str) -> str:
+    return _text(attributes, name).upper()
 
 
 def _split_key(key: str) -> tuple[str, str, str]:

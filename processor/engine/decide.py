@@ -1,8 +1,11 @@
 """The engine: one event and a code-table snapshot in, one decision out. Pure: no I/O, no clock.
 
 ``decide`` checks the event against its schema first (a broken structure halts the review, as it does for
-a payer), then every code on it against the table on the date it was used, and the provider's NPI.
-Each failed check becomes a ``Reason`` from ``rules.RULES``; the worst reason's outcome is the decision's.
+a payer), then the dates, then every code on it against the table on the date it was used (through the
+payer's cross-reference for internal codes), then what the codes say together: the patient's age and
+sex, the principal diagnosis, coverage, NCCI pairs and units. Each failed check becomes a ``Reason`` from
+``rules.RULES``, with the outcome the payer's ``Policy`` gives the rule; the worst reason's outcome is the
+decision's.
 """
 
 from __future__ import annotations
@@ -10,17 +13,30 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from processor import code_systems as codes
-from processor.code_table.table import CodeTable, CodeVersion
+from processor.code_table.table import CodeTable, CodeVersion, in_range
 from processor.contracts import event_id, schema_problems
-from processor.engine.rules import RULES, SEVERITY, Outcome, Rule
+from processor.engine.policy import DEFAULT_POLICY, Policy
+from processor.engine.rules import RULES, SEVERITY, Outcome
+
+# The modifiers that NCCI accepts to bypass a pair edit of modifier indicator 1 (NCCI policy manual):
+# anatomic, global surgery, and the distinct-service modifiers 59 and XE, XS, XP, XU.
+NCCI_MODIFIERS = frozenset({
+    "E1", "E2", "E3", "E4", "FA", "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "LC", "LD", "LM", "LT",
+    "RC", "RI", "RT", "TA", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "24", "25", "57", "58", "78",
+    "79", "27", "59", "91", "XE", "XS", "XP", "XU",
+})  # fmt: skip
+_X_MODIFIERS = frozenset({"XE", "XS", "XP", "XU"})
+_EXTERNAL_CAUSE = frozenset("VWXY")  # ICD-10-CM chapter 20, V00-Y99
+_NO_MODIFIERS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """Why an event was not accepted: which rule, which field and value, and what to do."""
+    """Why an event was not accepted: which rule, which field and value, what to do, and (for needs-review)
+    what the reviewer should check."""
 
     id: str
     field: str
@@ -30,12 +46,14 @@ class Reason:
     category: str
     carc: str | None
     rarc: str | None
+    review: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The reason as it appears in a decision record."""
         return {
             "id": self.id, "field": self.field, "value": self.value, "message": self.message,
             "outcome": self.outcome.value, "category": self.category, "carc": self.carc, "rarc": self.rarc,
+            "review": self.review,
         }  # fmt: skip
 
 
@@ -65,16 +83,26 @@ class Decision:
         return record
 
 
-def decide(event: dict[str, Any], kind: str, table: CodeTable) -> Decision:
-    """Decide one claim (``kind="claim"``) or lab order (``kind="order"``) against ``table``."""
-    review = _Review(kind, table)
+def decide(event: dict[str, Any], kind: str, table: CodeTable, policy: Policy | None = None) -> Decision:
+    """Decide one claim (``kind="claim"``) or lab order (``kind="order"``) against ``table``.
+
+    ``policy`` gives each rule's outcome (or switches it off); None means the rules' defaults.
+    """
+    review = _Review(kind, table, policy or DEFAULT_POLICY)
     problems = schema_problems(event, kind)
     if problems:
+        # A lab double-checks an order without an ordering NPI with the doctor instead of halting on it.
+        npi_missing = [p for p in problems if kind == "order" and p.problem == "is required"
+                       and p.field in ("ordering_provider", "ordering_provider.npi")]  # fmt: skip
         for problem in problems:
-            if problem.problem == "is required":
+            if problem in npi_missing:
+                review.fail("npi.missing", "ordering_provider.npi", None)
+            elif problem.problem == "is required":
                 review.fail("event.missing_field", problem.field, None)
             else:
                 review.fail("event.invalid_field", problem.field, problem.value, problem=problem.problem)
+        if len(npi_missing) == len(problems):
+            _review_order(event, review)
     elif kind == "claim":
         _review_claim(event, review)
     else:
@@ -82,37 +110,135 @@ def decide(event: dict[str, Any], kind: str, table: CodeTable) -> Decision:
     return review.conclude(event_id(event, kind))
 
 
+class _Coded(NamedTuple):
+    """A code that passed its checks: the external system and normalized code the later edits use (the
+    crosswalk target for an internal code), and the version valid on the date."""
+
+    system: str
+    code: str
+    version: CodeVersion
+
+
+class _Failure(NamedTuple):
+    rule_id: str
+    field: str
+    value: Any
+    details: dict[str, Any]
+
+
 def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     review.npi("billing_provider.npi", claim["billing_provider"]["npi"])
-    review.day("patient.birth_date", claim["patient"]["birth_date"])
+    birth = review.patient(claim["patient"])
+    submitted = claim["submitted_at"]
     lines = claim["lines"]
     diagnoses = claim["diagnoses"]
-    line_days: list[str | None] = [
-        review.day(f"lines[{i}].service_date", line["service_date"]) for i, line in enumerate(lines)
-    ]
+    count = len(diagnoses)
+    line_days: list[str | None] = []
     # A diagnosis must be valid on the dates of service of the lines that point at it; one that no line
     # points at, on the claim's first date of service.
     days_of: dict[int, set[str]] = {}
-    for line, day in zip(lines, line_days, strict=True):
-        for pointer in line.get("diagnosis_pointers", ()):
-            if day is not None:
+    for i, line in enumerate(lines):
+        day = review.day(f"lines[{i}].service_date", line["service_date"])
+        if day is not None:
+            if birth is not None and day < birth:
+                review.fail("date.before_birth", f"lines[{i}].service_date", day)
+            if day > submitted[:10]:
+                review.fail("date.after_submission", f"lines[{i}].service_date", day, submitted=submitted)
+        line_days.append(day)
+        for k, pointer in enumerate(line.get("diagnosis_pointers", ())):
+            if pointer > count:
+                review.fail("line.pointer_invalid", f"lines[{i}].diagnosis_pointers[{k}]", pointer, count=count)
+            elif day is not None:
                 days_of.setdefault(pointer - 1, set()).add(day)
     first_day = min((d for d in line_days if d is not None), default=None)
+    dx: list[_Coded | None] = []
     for i, diagnosis in enumerate(diagnoses):
         days = sorted(days_of.get(i, ())) or [first_day]
-        review.code("diagnosis", f"diagnoses[{i}]", diagnosis["system"], diagnosis["code"], days)
+        coded = review.code("diagnosis", f"diagnoses[{i}]", diagnosis["system"], diagnosis["code"], days)
+        if coded is not None:
+            review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis["code"], coded, days[0])
+        dx.append(coded)
+    if dx[0] is not None:
+        review.principal(diagnoses[0]["code"], dx[0])
+    table = review.table
+    coded_lines: list[_Coded | None] = []
+    modifiers: list[frozenset[str]] = []
     for i, line in enumerate(lines):
-        review.code("procedure", f"lines[{i}]", line["system"], line["code"], [line_days[i]])
+        day = line_days[i]
+        coded = review.code("procedure", f"lines[{i}]", line["system"], line["code"], [day])
+        coded_lines.append(coded)
+        mods = frozenset(m.upper() for m in line["modifiers"]) if line.get("modifiers") else _NO_MODIFIERS
+        modifiers.append(mods)
+        if "59" in mods and mods & _X_MODIFIERS:
+            review.fail("modifier.invalid_combination", f"lines[{i}].modifiers", line["modifiers"])
+        if coded is None or day is None:
+            continue
+        review.fits_patient("procedure", f"lines[{i}]", line["code"], coded, day)
+        if table.has_mue:
+            max_units = table.max_units(coded.code, day)
+            if max_units is not None and line["units"] > max_units:
+                review.fail("units.over_mue", f"lines[{i}].units", line["units"], max_units=max_units,
+                            code=line["code"], day=day)  # fmt: skip
+        if table.has_coverage_policy:
+            pointers = [p - 1 for p in line.get("diagnosis_pointers", ()) if p <= count] or range(count)
+            review.supported(f"lines[{i}].code", line["code"], coded, [dx[p] for p in pointers], day)
+    if table.has_pairs:
+        _review_pairs(lines, line_days, coded_lines, modifiers, review)
+
+
+def _review_pairs(
+    lines: list[dict[str, Any]],
+    days: list[str | None],
+    coded: list[_Coded | None],
+    modifiers: list[frozenset[str]],
+    review: _Review,
+) -> None:
+    """NCCI procedure-to-procedure edits between lines on the same date of service."""
+    table = review.table
+    for i, first in enumerate(coded):
+        if first is None or days[i] is None:
+            continue
+        for j, second in enumerate(coded):
+            if i == j or second is None or days[j] != days[i]:
+                continue
+            indicator = table.pair(first.code, second.code, days[i])
+            if indicator is None or indicator == "9":  # 9: the edit was deleted
+                continue
+            if indicator == "0":
+                rule_id = "ncci.bundled"
+            elif modifiers[i] & NCCI_MODIFIERS or modifiers[j] & NCCI_MODIFIERS:
+                continue
+            else:
+                rule_id = "ncci.modifier_required"
+            review.fail(rule_id, f"lines[{j}].code", lines[j]["code"], column1=lines[i]["code"],
+                        other=lines[i]["line_number"], day=days[i])  # fmt: skip
 
 
 def _review_order(order: dict[str, Any], review: _Review) -> None:
-    review.npi("ordering_provider.npi", order["ordering_provider"]["npi"])
-    review.day("patient.birth_date", order["patient"]["birth_date"])
-    days = [review.day("collection_date", order["collection_date"])]
-    for i, test in enumerate(order["tests"]):
-        review.code("test", f"tests[{i}]", test["system"], test["code"], days)
+    npi = (order.get("ordering_provider") or {}).get("npi")
+    if npi is not None:
+        review.npi("ordering_provider.npi", npi)
+    birth = review.patient(order["patient"])
+    day = review.day("collection_date", order["collection_date"])
+    if day is not None and birth is not None and day < birth:
+        review.fail("date.before_birth", "collection_date", day)
+    days = [day]
+    tests = [review.code("test", f"tests[{i}]", t["system"], t["code"], days) for i, t in enumerate(order["tests"])]
+    dx: list[_Coded | None] = []
     for i, diagnosis in enumerate(order["diagnoses"]):
-        review.code("diagnosis", f"diagnoses[{i}]", diagnosis["system"], diagnosis["code"], days)
+        coded = review.code("diagnosis", f"diagnoses[{i}]", diagnosis["system"], diagnosis["code"], days)
+        if coded is not None:
+            review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis["code"], coded, day)
+        dx.append(coded)
+    if not dx:
+        review.fail("order.no_diagnosis", "diagnoses", [])
+    for i, coded in enumerate(tests):
+        if coded is None or day is None:
+            continue
+        value = order["tests"][i]["code"]
+        review.fits_patient("test", f"tests[{i}]", value, coded, day)
+        if dx and review.table.has_coverage_policy:
+            review.supported(f"tests[{i}].code", value, coded, dx, day)
 
 
 _ROLE_SYSTEMS = {
@@ -126,18 +252,25 @@ _NOT_BILLABLE = {"diagnosis": "diagnosis.header", "procedure": "procedure.not_bi
 class _Review:
     """The checks of one event, collecting reasons as they fail."""
 
-    __slots__ = ("kind", "reasons", "table")
+    __slots__ = ("birth", "kind", "outcomes", "reasons", "sex", "table")
 
-    def __init__(self, kind: str, table: CodeTable) -> None:
+    def __init__(self, kind: str, table: CodeTable, policy: Policy) -> None:
         self.kind = kind
         self.table = table
+        self.outcomes = policy.outcomes[kind]
         self.reasons: list[Reason] = []
+        self.birth: str | None = None
+        self.sex: str | None = None
 
     def fail(self, rule_id: str, field: str, value: Any, **details: Any) -> None:
-        rule: Rule = RULES[rule_id]
+        outcome = self.outcomes[rule_id]
+        if outcome is None:  # the payer switched the rule off
+            return
+        rule = RULES[rule_id]
         message = rule.message.format(field=field, value=value, **details)
+        review = rule.review.format(field=field, value=value, **details) if outcome is Outcome.NEEDS_REVIEW else None
         self.reasons.append(
-            Reason(rule.id, field, value, message, rule.outcome_for(self.kind), rule.category, rule.carc, rule.rarc)
+            Reason(rule.id, field, value, message, outcome, rule.category, rule.carc, rule.rarc, review)
         )
 
     def day(self, field: str, value: str) -> str | None:
@@ -147,38 +280,115 @@ class _Review:
         self.fail("date.invalid", field, value)
         return None
 
+    def patient(self, patient: dict[str, Any]) -> str | None:
+        """Remember the patient's birth date (when it is a date) and sex for the age and sex edits."""
+        self.birth = self.day("patient.birth_date", patient["birth_date"])
+        self.sex = patient["sex"] if patient["sex"] in ("M", "F") else None
+        return self.birth
+
     def npi(self, field: str, value: str) -> None:
         if not codes.is_valid_npi(value):
             self.fail("npi.invalid", field, value)
 
-    def code(self, role: str, at: str, system: str, code: str, days: list[str | None]) -> None:
-        """Check one coded field: its system, its form, and that the table has it, billable, on ``days``."""
+    def code(self, role: str, at: str, system: str, code: str, days: list[str | None]) -> _Coded | None:
+        """Check one coded field: its system, its form, that the table covers the date and has the code,
+        billable, on ``days``; an internal code through its cross-reference. None when a check failed."""
+        found = self._resolve(role, at, system, code, days, internal_allowed=True)
+        if isinstance(found, _Failure):
+            self.fail(found.rule_id, found.field, found.value, **found.details)
+            return None
+        return found
+
+    def _resolve(
+        self, role: str, at: str, system: str, code: str, days: list[str | None], internal_allowed: bool
+    ) -> _Coded | _Failure:
         table = self.table
         allowed = _ROLE_SYSTEMS[role]
-        internal = system not in codes.STANDARD_SYSTEMS and table.has_system(system)
+        internal = internal_allowed and system not in codes.STANDARD_SYSTEMS and table.has_system(system)
         if system not in allowed and not internal:
-            self.fail(f"{role}.system_unknown", f"{at}.system", system, expected=" or ".join(sorted(allowed)))
-            return
+            expected = " or ".join(sorted(allowed))
+            return _Failure(f"{role}.system_unknown", f"{at}.system", system, {"expected": expected})
         field = f"{at}.code"
         normalized = codes.normalize(system, code)
         if not codes.is_well_formed(system, normalized):
-            self.fail(f"{role}.malformed", field, code, system=system, hint=codes.FORMAT_HINTS.get(system, ""))
-            return
+            hint = codes.FORMAT_HINTS.get(system, "")
+            return _Failure(f"{role}.malformed", field, code, {"system": system, "hint": hint})
         if not table.has_system(system):
-            self.fail(f"{role}.system_not_loaded", field, code, system=system)
-            return
+            return _Failure(f"{role}.system_not_loaded", field, code, {"system": system})
+        for day in days:
+            # A date no loaded release covers: the code may well exist in the release we do not hold.
+            if day is not None and table.covers_date(system, day) is False:
+                releases = ", ".join(f"{n} {f} to {t}" for n, f, t in table.releases(system))
+                return _Failure(f"{role}.date_not_covered", field, code,
+                                {"system": system, "day": day, "releases": releases})  # fmt: skip
         versions = table.versions(system, normalized)
         if not versions:
-            self.fail(f"{role}.not_in_table", field, code, system=system)
-            return
+            return _Failure(f"{role}.not_in_table", field, code, {"system": system})
+        version = versions[-1]
         for day in days:
-            version = _version_on(versions, day)
-            if version is None:
-                self.fail(f"{role}.not_valid_on_date", field, code, day=day, validity=_validity(versions))
-                return
-            if not version.billable:
-                self.fail(_NOT_BILLABLE[role], field, code, system=system, description=version.description or "-")
-                return
+            found = _version_on(versions, day)
+            if found is None:
+                return _Failure(f"{role}.not_valid_on_date", field, code, {"day": day, "validity": _validity(versions)})
+            if not found.billable:
+                return _Failure(_NOT_BILLABLE[role], field, code,
+                                {"system": system, "description": found.description or "-"})  # fmt: skip
+            version = found
+        if not internal:
+            return _Coded(system, normalized, version)
+        if version.maps_to is None:
+            return _Failure("crosswalk.unmapped", field, code, {"system": system})
+        target_system, target_code = version.maps_to
+        target = self._resolve(role, at, target_system, target_code, days, internal_allowed=False)
+        if isinstance(target, _Failure):
+            problem = RULES[target.rule_id].message.format(field="the target", value=target.value, **target.details)
+            return _Failure(
+                "crosswalk.target_invalid",
+                field,
+                code,
+                {"system": system, "target": f"{target_system} {target_code}", "problem": problem},
+            )
+        return target
+
+    def fits_patient(self, role: str, at: str, value: str, coded: _Coded, day: str | None) -> None:
+        """The age and sex edits a code's table record carries, against the patient on ``day``."""
+        version = coded.version
+        if (version.age_min is not None or version.age_max is not None) and self.birth is not None and day:
+            age = _age_on(self.birth, day)
+            low = version.age_min if version.age_min is not None else 0
+            high = version.age_max if version.age_max is not None else 150
+            if not low <= age <= high:
+                edit = f" ({version.age_edit})" if version.age_edit else ""
+                self.fail(f"{role}.age_conflict", f"{at}.code", value, system=coded.system, age=age, day=day,
+                          age_min=low, age_max=high, edit=edit, description=version.description or "-")  # fmt: skip
+        if version.sex is not None and self.sex is not None and version.sex != self.sex:
+            self.fail(f"{role}.sex_conflict", f"{at}.code", value, system=coded.system, sex=version.sex,
+                      patient_sex=self.sex, description=version.description or "-")  # fmt: skip
+
+    def principal(self, value: str, coded: _Coded) -> None:
+        """The edits on the first-listed (principal) diagnosis of a claim."""
+        field, version = "diagnoses[0].code", coded.version
+        if coded.system != codes.ICD10CM:
+            return
+        if coded.code[0] in _EXTERNAL_CAUSE:
+            self.fail("diagnosis.external_cause_principal", field, value)
+        elif version.manifestation:
+            self.fail("diagnosis.manifestation_principal", field, value, description=version.description or "-")
+        elif version.code_first:
+            self.fail("diagnosis.code_first_principal", field, value, description=version.description or "-")
+
+    def supported(self, field: str, value: str, coded: _Coded, diagnoses: list[_Coded | None], day: str) -> None:
+        """Coverage: some diagnosis the service points at must be one the policy says supports it. Not
+        judged while a pointed diagnosis is itself invalid (that reason comes first)."""
+        ranges = self.table.supporting(coded.system, coded.code, day)
+        if ranges is None or any(d is None for d in diagnoses):
+            return
+        icd = [d.code for d in diagnoses if d is not None and d.system == codes.ICD10CM]
+        if any(in_range(code, low, high) for code in icd for low, high in ranges):
+            return
+        policy = ", ".join(codes.with_dot(lo) if lo == hi else f"{codes.with_dot(lo)}-{codes.with_dot(hi)}"
+                           for lo, hi in ranges)  # fmt: skip
+        self.fail("coverage.not_supported", field, value, day=day, policy=policy,
+                  diagnoses=", ".join(codes.with_dot(c) for c in icd) or "none")  # fmt: skip
 
     def conclude(self, event_id: str | None) -> Decision:
         outcome = Outcome.ACCEPTED
@@ -200,6 +410,11 @@ def _version_on(versions: tuple[CodeVersion, ...], day: str | None) -> CodeVersi
 
 def _validity(versions: tuple[CodeVersion, ...]) -> str:
     return "; ".join(f"valid {v.valid_from} to {v.valid_to or 'now'}" for v in versions)
+
+
+def _age_on(birth: str, day: str) -> int:
+    """Age in whole years on ``day`` (both ISO dates): one less when the birthday is still to come."""
+    return int(day[:4]) - int(birth[:4]) - (day[5:] < birth[5:])
 
 
 @functools.lru_cache(maxsize=8192)

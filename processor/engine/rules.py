@@ -3,8 +3,12 @@
 A reason id is a stable string that users grep, configure and alert on; never rename one. ``outcome`` is
 the default on a claim and ``order_outcome`` on a lab order (the lab double-checks most problems with
 the ordering doctor instead of rejecting). ``category`` is the X12 277CA claim status category (A6
-missing, A7 invalid, P2 pending payer review); ``carc``/``rarc`` are the 835 adjustment reason and
-remark codes that explain it. Message templates name the field and the value and say what to do.
+missing, A7 invalid, A8 relational: fields that contradict each other, P2 pending payer review);
+``carc``/``rarc`` are the 835 adjustment reason and remark codes that explain it. Message templates name
+the field and the value and say what to do; ``review`` says what a human coder should check when the
+reason sends the event to needs-review (by default or because a payer's policy says so).
+
+A payer changes outcomes per rule (or switches a rule off) with a ``Policy`` (``engine/policy.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class Rule:
     carc: str | None
     rarc: str | None
     message: str
+    review: str = "Check {field} ({value!r}) as the message says; correct it with the submitter or accept it."
 
     def outcome_for(self, kind: str) -> Outcome:
         """The default outcome of this rule on an event of ``kind``."""
@@ -45,34 +50,85 @@ class Rule:
 
 _FIX = "Correct it and resubmit."
 _LOAD = "The code table has no {system} codes loaded: a coder must check {value!r} by hand, or load the {system} table."
+_LOAD_REVIEW = "Look {value!r} up in the {system} release valid on the date by hand, or ask for the table to be loaded."
+_UNCOVERED = (
+    "{field} is {value!r}, but the code table does not cover {system} on {day} (loaded releases: "
+    "{releases}). Nothing can be said about the code on that date until that release is loaded."
+)
+_UNCOVERED_REVIEW = (
+    "Look {value!r} up in the {system} release for {day} by hand, or load that release and decide the event again."
+)
+_DX_CHECK = "Check {value!r} with the ordering doctor: the lab needs a valid diagnosis for the test."
+_AGE = (
+    "{field} is {value!r} ({description}), which the {system} edits limit to ages {age_min} to {age_max}"
+    "{edit}, but the patient is {age} on {day}. Check the code and the patient's birth date, correct them and "
+    "resubmit."
+)
+_AGE_REVIEW = "Check the patient's birth date and whether {value!r} fits a patient aged {age}."
+_SEX = (
+    "{field} is {value!r} ({description}), which the {system} edits limit to patients of sex {sex}, but "
+    "patient.sex is {patient_sex!r}. Check the code and the patient's sex, correct them and resubmit."
+)
+_SEX_REVIEW = "Check the patient's sex and whether {value!r} fits it."
 # fmt: off
 RULES: dict[str, Rule] = {rule.id: rule for rule in (
-    # Structure: the event against its JSON Schema, and dates that parse.
+    # Structure: the event against its JSON Schema (450 lines at most: the IOCE cap), dates that parse and
+    # make sense, pointers that point at something.
     Rule("event.missing_field", RETURNED, RETURNED, "A6", "16", "MA130",
          "{field} is required but missing. Add it and resubmit."),
     Rule("event.invalid_field", RETURNED, RETURNED, "A7", "16", "MA130",
          "{field} is {value!r}, but it {problem}. " + _FIX),
     Rule("date.invalid", RETURNED, RETURNED, "A7", "16", "MA130",
          "{field} is {value!r}, which is not a calendar date. Use a real date as YYYY-MM-DD and resubmit."),
+    Rule("date.before_birth", RETURNED, REVIEW, "A8", "16", "N329",
+         "{field} is {value!r}, before the patient's birth date. Check the date of service and the birth "
+         "date, correct them and resubmit.",
+         review="Check the collection date and the patient's birth date with the ordering doctor."),
+    Rule("date.after_submission", RETURNED, RETURNED, "A8", "16", "M52",
+         "{field} is {value!r}, after the claim was submitted ({submitted}): a service cannot be billed "
+         "before it is given. Correct the date of service and resubmit."),
+    Rule("line.pointer_invalid", RETURNED, RETURNED, "A8", "16", "M76",
+         "{field} is {value!r}, but the claim has only {count} diagnoses. Point at a diagnosis on the claim "
+         "(1 to {count}) and resubmit."),
     Rule("npi.invalid", RETURNED, REVIEW, "A7", "16", "N257",
          "{field} is {value!r}, which is not a valid NPI (10 digits starting with 1 or 2, ending in a "
-         "Luhn check digit). Check the provider's NPI in NPPES and resubmit."),
+         "Luhn check digit). Check the provider's NPI in NPPES and resubmit.",
+         review="Look the ordering provider up in NPPES and confirm the NPI with the doctor's office."),
+    Rule("npi.missing", RETURNED, REVIEW, "A6", "16", "N257",
+         "{field} is missing: the order does not say who ordered it. Add the ordering provider's NPI.",
+         review="Ask the doctor's office who ordered the test and record the ordering provider's NPI."),
 
     # Diagnosis codes (ICD-10-CM). On a lab order the lab reviews them with the doctor instead.
     Rule("diagnosis.system_unknown", RETURNED, REVIEW, "A7", "16", "M76",
-         "{field} is {value!r}, which is not a diagnosis code system. Use {expected} and resubmit."),
+         "{field} is {value!r}, which is not a diagnosis code system. Use {expected} and resubmit.",
+         review="Ask the ordering doctor for the diagnosis in ICD-10-CM."),
     Rule("diagnosis.malformed", RETURNED, REVIEW, "A7", "16", "M76",
-         "{field} is {value!r}, which is not a well-formed {system} code ({hint}). " + _FIX),
+         "{field} is {value!r}, which is not a well-formed {system} code ({hint}). " + _FIX, review=_DX_CHECK),
     Rule("diagnosis.not_in_table", RETURNED, REVIEW, "A7", "16", "M76",
          "{field} is {value!r}, which is not a {system} code. Check the code in the current {system} "
-         "release and resubmit."),
+         "release and resubmit.", review=_DX_CHECK),
     Rule("diagnosis.not_valid_on_date", RETURNED, REVIEW, "A7", "146", None,
          "{field} is {value!r}, which is not valid on the date of service {day} ({validity}). Use the code "
-         "valid on that date and resubmit."),
+         "valid on that date and resubmit.", review=_DX_CHECK),
     Rule("diagnosis.header", RETURNED, REVIEW, "A7", "16", "M76",
          "{field} is {value!r}, a header code ({description}) with more specific codes under it. Code to "
-         "the highest specificity (a billable code under {value}) and resubmit."),
-    Rule("diagnosis.system_not_loaded", REVIEW, REVIEW, "P2", None, None, _LOAD),
+         "the highest specificity (a billable code under {value}) and resubmit.",
+         review="Ask the ordering doctor for the billable code under {value!r} that fits the patient."),
+    Rule("diagnosis.system_not_loaded", REVIEW, REVIEW, "P2", None, None, _LOAD, review=_LOAD_REVIEW),
+    Rule("diagnosis.date_not_covered", REVIEW, REVIEW, "P2", None, None, _UNCOVERED, review=_UNCOVERED_REVIEW),
+    Rule("diagnosis.age_conflict", RETURNED, REVIEW, "A8", "9", None, _AGE, review=_AGE_REVIEW),
+    Rule("diagnosis.sex_conflict", RETURNED, REVIEW, "A8", "10", None, _SEX, review=_SEX_REVIEW),
+    # Principal (first-listed) diagnosis on a claim.
+    Rule("diagnosis.manifestation_principal", RETURNED, RETURNED, "A8", "16", "MA63",
+         "{field} is {value!r} ({description}), a manifestation code: it is never the principal diagnosis. "
+         "List the underlying condition first and resubmit."),
+    Rule("diagnosis.external_cause_principal", RETURNED, RETURNED, "A8", "16", "MA63",
+         "{field} is {value!r}, an external cause code (V00-Y99): it is never the principal diagnosis. List "
+         "the injury or condition first and resubmit."),
+    Rule("diagnosis.code_first_principal", REVIEW, REVIEW, "P2", None, None,
+         "{field} is {value!r} ({description}), which the tabular says to code after its underlying "
+         "condition, yet it is listed first.",
+         review="Check that the underlying condition is coded and listed before {value!r}."),
 
     # Procedure codes on claim lines (ICD-10-PCS, HCPCS Level II, CPT).
     Rule("procedure.system_unknown", RETURNED, RETURNED, "A7", "16", "M51",
@@ -88,7 +144,10 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("procedure.not_billable", RETURNED, RETURNED, "A7", "16", "M51",
          "{field} is {value!r}, which the {system} table marks as not billable ({description}). Use a "
          "billable code and resubmit."),
-    Rule("procedure.system_not_loaded", REVIEW, REVIEW, "P2", None, None, _LOAD),
+    Rule("procedure.system_not_loaded", REVIEW, REVIEW, "P2", None, None, _LOAD, review=_LOAD_REVIEW),
+    Rule("procedure.date_not_covered", REVIEW, REVIEW, "P2", None, None, _UNCOVERED, review=_UNCOVERED_REVIEW),
+    Rule("procedure.age_conflict", RETURNED, REVIEW, "A8", "6", None, _AGE, review=_AGE_REVIEW),
+    Rule("procedure.sex_conflict", RETURNED, REVIEW, "A8", "7", None, _SEX, review=_SEX_REVIEW),
 
     # Test codes on lab orders (LOINC, CPT, HCPCS): an invalid one goes back to the ordering provider.
     Rule("test.system_unknown", RETURNED, RETURNED, "A7", "16", None,
@@ -104,6 +163,50 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("test.not_billable", RETURNED, RETURNED, "A7", "16", None,
          "{field} is {value!r}, which the {system} table marks as not orderable ({description}). Use an "
          "orderable code and resend the order."),
-    Rule("test.system_not_loaded", REVIEW, REVIEW, "P2", None, None, _LOAD),
+    Rule("test.system_not_loaded", REVIEW, REVIEW, "P2", None, None, _LOAD, review=_LOAD_REVIEW),
+    Rule("test.date_not_covered", REVIEW, REVIEW, "P2", None, None, _UNCOVERED, review=_UNCOVERED_REVIEW),
+    Rule("test.age_conflict", RETURNED, REVIEW, "A8", "6", None, _AGE, review=_AGE_REVIEW),
+    Rule("test.sex_conflict", RETURNED, REVIEW, "A8", "7", None, _SEX, review=_SEX_REVIEW),
+    Rule("order.no_diagnosis", REVIEW, REVIEW, "P2", "16", "M76",
+         "{field} is empty: the order gives no diagnosis for its tests.",
+         review="Ask the ordering doctor for the diagnoses that support the tests."),
+
+    # A payer's internal codes, checked as the external code its cross-reference maps them to.
+    Rule("crosswalk.unmapped", REVIEW, REVIEW, "P2", None, None,
+         "{field} is {value!r}, a {system} code that the cross-reference maps to no external code.",
+         review="Map {value!r} to its external code in the {system} cross-reference, or code the event with it."),
+    Rule("crosswalk.target_invalid", REVIEW, REVIEW, "P2", None, None,
+         "{field} is {value!r}, a {system} code mapped to {target}, which fails its own check: {problem}",
+         review="Fix the {system} cross-reference entry of {value!r}, then decide the event again."),
+
+    # Coverage: a procedure or test that the pointed diagnoses do not support (lab NCDs, payer policies).
+    Rule("coverage.not_supported", REVIEW, REVIEW, "P2", "50", None,
+         "{field} is {value!r}, which the coverage policy does not support for the diagnoses it points at "
+         "({diagnoses}) on {day}: not medically necessary as billed.",
+         review="Check the record for a diagnosis that supports {value!r} (policy: {policy}); otherwise the "
+                "patient may be asked to sign an ABN (modifier GA)."),
+
+    # Pairs, modifiers and units on claim lines (NCCI procedure-to-procedure edits and MUEs).
+    Rule("ncci.bundled", RETURNED, RETURNED, "A8", "97", None,
+         "{field} is {value!r}, which NCCI bundles into {column1} on line {other} ({day}) and never pays "
+         "with it (modifier indicator 0). Remove the line, or bill the comprehensive code only, and resubmit."),
+    Rule("ncci.modifier_required", RETURNED, RETURNED, "A8", "97", None,
+         "{field} is {value!r}, which NCCI bundles into {column1} on line {other} ({day}) unless a modifier "
+         "shows a distinct service (modifier indicator 1). If it was distinct, add 59, XE, XS, XP or XU and "
+         "resubmit; otherwise remove the line."),
+    Rule("modifier.invalid_combination", RETURNED, RETURNED, "A7", "4", "N519",
+         "{field} is {value!r}: modifier 59 and an X modifier (XE, XS, XP, XU) on one line contradict each "
+         "other. Keep the most specific one and resubmit."),
+    Rule("units.over_mue", RETURNED, RETURNED, "A8", "151", "N362",
+         "{field} is {value!r}, more than the {max_units:g} units of {code} one line may bill on {day} (MUE). "
+         "Bill the units actually given, at most {max_units:g} a line, and resubmit."),
 )}
 # fmt: on
+
+# Rules that only ever fire on one kind of event: the other outcome is declared but never used.
+CLAIM_ONLY = frozenset({
+    "date.after_submission", "line.pointer_invalid", "diagnosis.manifestation_principal",
+    "diagnosis.external_cause_principal", "diagnosis.code_first_principal", "ncci.bundled",
+    "ncci.modifier_required", "modifier.invalid_combination", "units.over_mue",
+}) | {r for r in RULES if r.startswith("procedure.")}  # fmt: skip
+ORDER_ONLY = frozenset({"npi.missing", "order.no_diagnosis"}) | {r for r in RULES if r.startswith("test.")}

@@ -12,9 +12,24 @@ def dx(*codes: str, system: str = "ICD-10-CM") -> list[dict]:
     return [{"code": code, "system": system} for code in codes]
 
 
-def line(code: str, system: str = "CPT", day: str = "2025-11-03", pointers: tuple[int, ...] = (1,)) -> dict:
-    return {"line_number": 1, "code": code, "system": system, "modifiers": [], "units": 1,
+def line(
+    code: str,
+    system: str = "CPT",
+    day: str = "2025-11-03",
+    pointers: tuple[int, ...] = (1,),
+    number: int = 1,
+    modifiers: tuple[str, ...] = (),
+    units: float = 1,
+) -> dict:
+    return {"line_number": number, "code": code, "system": system, "modifiers": list(modifiers), "units": units,
             "service_date": day, "diagnosis_pointers": list(pointers)}  # fmt: skip
+
+
+def born(birth_date: str, sex: str = "F") -> dict:
+    return {"birth_date": birth_date, "sex": sex}
+
+
+ADULT_MALE = born("1961-04-12", "M")
 
 
 CLAIM_CASES = [
@@ -109,7 +124,24 @@ CLAIM_CASES = [
         "returned",
         [("procedure.malformed", "lines[0].code", "0DTJ4ZO")],
     ),
-    ("a payer-internal code in the table is accepted", {"lines": [line("X100", "ACME-INTERNAL")]}, "accepted", []),
+    (
+        "a payer-internal code is checked as the CPT code it maps to",
+        {"lines": [line("X100", "ACME-INTERNAL")]},
+        "accepted",
+        [],
+    ),
+    (
+        "an internal code the cross-reference does not map goes to review",
+        {"lines": [line("X200", "ACME-INTERNAL")]},
+        "needs_review",
+        [("crosswalk.unmapped", "lines[0].code", "X200")],
+    ),
+    (
+        "an internal code mapped to a code that does not exist goes to review",
+        {"lines": [line("X300", "ACME-INTERNAL")]},
+        "needs_review",
+        [("crosswalk.target_invalid", "lines[0].code", "X300")],
+    ),
     (
         "an internal code missing from its table is returned",
         {"lines": [line("X999", "ACME-INTERNAL")]},
@@ -145,6 +177,203 @@ CLAIM_CASES = [
         {"lines": [{**line("99213"), "units": 0}]},
         "returned",
         [("event.invalid_field", "lines[0].units", 0)],
+    ),
+    (
+        "more than 450 lines (the IOCE cap) are returned",
+        {"lines": [line("99213", number=n % 999 + 1) for n in range(451)]},
+        "returned",
+        [("event.invalid_field", "lines", "[451 items]")],
+    ),
+    ("the code without its dot, 7th character", {"diagnoses": dx("S52521A")}, "accepted", []),
+    # Dates that make sense, and the dates the table covers.
+    (
+        "a date of service before the patient was born is returned",
+        {"patient": born("2025-12-01")},
+        "returned",
+        [("date.before_birth", "lines[0].service_date", "2025-11-03")],
+    ),
+    (
+        "a date of service after the claim was submitted is returned",
+        {"submitted_at": "2025-11-02T23:00:00Z"},
+        "returned",
+        [("date.after_submission", "lines[0].service_date", "2025-11-03")],
+    ),
+    (
+        "a pointer past the last diagnosis is returned",
+        {"lines": [line("99213", pointers=(1, 3))]},
+        "returned",
+        [("line.pointer_invalid", "lines[0].diagnosis_pointers[1]", 3)],
+    ),
+    (
+        "a date after the last loaded ICD-10-CM release (FY2026) goes to review, not returned",
+        {"diagnoses": dx("E11.9"), "lines": [line("99213", day="2026-10-01")], "submitted_at": "2026-10-02T09:00:00Z"},
+        "needs_review",
+        [("diagnosis.date_not_covered", "diagnoses[0].code", "E11.9")],
+    ),
+    (
+        "a date before the first loaded release (FY2025) goes to review",
+        {"diagnoses": dx("E11.A"), "lines": [line("99213", day="2024-09-30")]},
+        "needs_review",
+        [("diagnosis.date_not_covered", "diagnoses[0].code", "E11.A")],
+    ),
+    (
+        "2025-09-30 is the last day FY2025 covers",
+        {"lines": [line("99213", day="2025-09-30")]},
+        "accepted",
+        [],
+    ),
+    (
+        "an HCPCS code after the HCPCS releases loaded goes to review",
+        {
+            "lines": [line("J1100", "HCPCS", day="2026-09-30"), line("J1100", "HCPCS", day="2027-01-04", number=2)],
+            "submitted_at": "2027-01-05T09:00:00Z",
+        },
+        "needs_review",
+        [
+            ("diagnosis.date_not_covered", "diagnoses[0].code", "E11.9"),
+            ("procedure.date_not_covered", "lines[1].code", "J1100"),
+        ],
+    ),
+    (
+        "a deleted CPT code (99201 ended 2020-12-31) is returned",
+        {"lines": [line("99201")]},
+        "returned",
+        [("procedure.not_valid_on_date", "lines[0].code", "99201")],
+    ),
+    (
+        "a non-billable HCPCS code is returned",
+        {"lines": [line("A9270", "HCPCS")]},
+        "returned",
+        [("procedure.not_billable", "lines[0].code", "A9270")],
+    ),
+    # The patient: age and sex edits from the table's attributes.
+    (
+        "a delivery code for a 30-year-old woman is accepted",
+        {"diagnoses": dx("O80"), "patient": born("1995-06-01")},
+        "accepted",
+        [],
+    ),
+    (
+        "a maternity code past 64 is returned (MCE maternity 9-64)",
+        {"diagnoses": dx("O80"), "patient": born("1955-06-01")},
+        "returned",
+        [("diagnosis.age_conflict", "diagnoses[0].code", "O80")],
+    ),
+    (
+        "a maternity code for a male patient is returned",
+        {"diagnoses": dx("O80"), "patient": born("1995-06-01", "M")},
+        "returned",
+        [("diagnosis.sex_conflict", "diagnoses[0].code", "O80")],
+    ),
+    (
+        "a maternity code with sex unknown is not a sex conflict",
+        {"diagnoses": dx("O80"), "patient": born("1995-06-01", "U")},
+        "accepted",
+        [],
+    ),
+    (
+        "a newborn code (Z38) for an adult is returned",
+        {"diagnoses": dx("Z38.00")},
+        "returned",
+        [("diagnosis.age_conflict", "diagnoses[0].code", "Z38.00")],
+    ),
+    (
+        "a newborn code on the day of birth is accepted",
+        {"diagnoses": dx("P22.0"), "patient": born("2025-11-03"), "lines": [line("99213")]},
+        "accepted",
+        [],
+    ),
+    (
+        "a perinatal code (P22.0) on a one-year-old is returned",
+        {"diagnoses": dx("P22.0"), "patient": born("2024-11-03")},
+        "returned",
+        [("diagnosis.age_conflict", "diagnoses[0].code", "P22.0")],
+    ),
+    (
+        "a payer's sex edit on a procedure (CARC 7)",
+        {"lines": [line("55700")]},
+        "returned",
+        [("procedure.sex_conflict", "lines[0].code", "55700")],
+    ),
+    (
+        "a payer's age edit on a procedure (CARC 6)",
+        {"lines": [line("99381")], "patient": ADULT_MALE},
+        "returned",
+        [("procedure.age_conflict", "lines[0].code", "99381")],
+    ),
+    # The principal diagnosis.
+    (
+        "a manifestation code (G63, 'in diseases classified elsewhere') cannot be principal",
+        {"diagnoses": dx("G63", "E11.9")},
+        "returned",
+        [("diagnosis.manifestation_principal", "diagnoses[0].code", "G63")],
+    ),
+    ("a manifestation code after its cause is accepted", {"diagnoses": dx("E11.9", "G63")}, "accepted", []),
+    (
+        "an external cause code (W19.XXXA) cannot be principal",
+        {"diagnoses": dx("W19.XXXA", "S52.521A")},
+        "returned",
+        [("diagnosis.external_cause_principal", "diagnoses[0].code", "W19.XXXA")],
+    ),
+    ("an external cause code after the injury is accepted", {"diagnoses": dx("S52.521A", "W19.XXXA")}, "accepted", []),
+    (
+        "a code-first code listed first (E08.9) goes to review",
+        {"diagnoses": dx("E08.9")},
+        "needs_review",
+        [("diagnosis.code_first_principal", "diagnoses[0].code", "E08.9")],
+    ),
+    # Coverage: HbA1c (83036) is supported by diabetes, E08-E13 (NCD 190.21).
+    ("HbA1c pointing at diabetes is covered", {"lines": [line("83036", pointers=(1,))]}, "accepted", []),
+    (
+        "HbA1c pointing at hypertension only is not medically necessary",
+        {"lines": [line("83036", pointers=(2,))]},
+        "needs_review",
+        [("coverage.not_supported", "lines[0].code", "83036")],
+    ),
+    # NCCI pairs and MUEs (hand-written rows in the CMS layout).
+    (
+        "a column-2 code billed with its column-1 code (indicator 0) is returned",
+        {"lines": [line("93000"), line("93005", number=2)]},
+        "returned",
+        [("ncci.bundled", "lines[1].code", "93005")],
+    ),
+    (
+        "the same pair on different days is not an NCCI pair",
+        {"lines": [line("93000"), line("93005", day="2025-11-04", number=2)], "submitted_at": "2025-11-05T09:00:00Z"},
+        "accepted",
+        [],
+    ),
+    (
+        "an indicator-1 pair without a modifier is returned",
+        {"lines": [line("20610"), line("20552", number=2)]},
+        "returned",
+        [("ncci.modifier_required", "lines[1].code", "20552")],
+    ),
+    (
+        "an indicator-1 pair with XS is accepted",
+        {"lines": [line("20610"), line("20552", number=2, modifiers=("XS",))]},
+        "accepted",
+        [],
+    ),
+    (
+        "an indicator-1 pair with 59 is accepted",
+        {"lines": [line("20610"), line("20552", number=2, modifiers=("59",))]},
+        "accepted",
+        [],
+    ),
+    ("a deleted pair (indicator 9) is no edit", {"lines": [line("99213"), line("36415", number=2)]}, "accepted", []),
+    (
+        "59 with an X modifier on one line is returned (N519)",
+        {"lines": [line("20552", modifiers=("59", "XS"))]},
+        "returned",
+        [("modifier.invalid_combination", "lines[0].modifiers", ["59", "XS"])],
+    ),
+    ("units up to the MUE are accepted", {"lines": [line("36415", units=2)]}, "accepted", []),
+    (
+        "units over the MUE are returned (CARC 151)",
+        {"lines": [line("36415", units=3)]},
+        "returned",
+        [("units.over_mue", "lines[0].units", 3)],
     ),
 ]
 
@@ -197,6 +426,90 @@ ORDER_CASES = [
         "returned",
         [("test.system_unknown", "tests[0].system", "ICD-10-CM")],
     ),
+    (
+        "an order without a diagnosis goes to review",
+        {"diagnoses": []},
+        "needs_review",
+        [("order.no_diagnosis", "diagnoses", [])],
+    ),
+    (
+        "an order without an ordering NPI goes to review, and is still checked",
+        {"ordering_provider": {}, "diagnoses": dx("E11")},
+        "needs_review",
+        [("npi.missing", "ordering_provider.npi", None), ("diagnosis.header", "diagnoses[0].code", "E11")],
+    ),
+    (
+        "a payer's age edit on a test goes to review on an order",
+        {"tests": [{"code": "99381", "system": "CPT"}]},
+        "needs_review",
+        [("test.age_conflict", "tests[0].code", "99381")],
+    ),
+    (
+        "HbA1c for hypertension only goes to review (not medically necessary)",
+        {"diagnoses": dx("I10")},
+        "needs_review",
+        [("coverage.not_supported", "tests[0].code", "4548-4")],
+    ),
+    (
+        "a collection date before birth goes to review",
+        {"patient": born("2025-12-01")},
+        "needs_review",
+        [("date.before_birth", "collection_date", "2025-11-03")],
+    ),
+    (
+        "a collection date no loaded release covers goes to review",
+        {"collection_date": "2026-10-05"},
+        "needs_review",
+        [("diagnosis.date_not_covered", "diagnoses[0].code", "E11.9")],
+    ),
+    (
+        "E11.A on an order on 2025-09-30 goes to review",
+        {"collection_date": "2025-09-30", "diagnoses": dx("E11.A")},
+        "needs_review",
+        [("diagnosis.not_valid_on_date", "diagnoses[0].code", "E11.A")],
+    ),
+    (
+        "E11.A on an order on 2025-10-01 is accepted",
+        {"collection_date": "2025-10-01", "diagnoses": dx("E11.A")},
+        "accepted",
+        [],
+    ),
+    (
+        "a test the table does not have is returned",
+        {"tests": [{"code": "718-7", "system": "LOINC"}]},
+        "returned",
+        [("test.not_in_table", "tests[0].code", "718-7")],
+    ),
+    (
+        "a test no longer valid on the collection date is returned",
+        {"tests": [{"code": "2093-3", "system": "LOINC"}]},
+        "returned",
+        [("test.not_valid_on_date", "tests[0].code", "2093-3")],
+    ),
+    (
+        "a test the table marks as not orderable is returned",
+        {"tests": [{"code": "24331-1", "system": "LOINC"}]},
+        "returned",
+        [("test.not_billable", "tests[0].code", "24331-1")],
+    ),
+    (
+        "an HCPCS test after the loaded HCPCS releases goes to review",
+        {"tests": [{"code": "G0103", "system": "HCPCS"}], "collection_date": "2027-01-04", "diagnoses": []},
+        "needs_review",
+        [("test.date_not_covered", "tests[0].code", "G0103"), ("order.no_diagnosis", "diagnoses", [])],
+    ),
+    (
+        "a payer's sex edit on a test goes to review on an order",
+        {"tests": [{"code": "G0103", "system": "HCPCS"}]},
+        "needs_review",
+        [("test.sex_conflict", "tests[0].code", "G0103")],
+    ),
+    (
+        "a maternity diagnosis for a man on an order goes to review",
+        {"tests": [{"code": "83036", "system": "CPT"}], "diagnoses": dx("E11.9", "O80"), "patient": ADULT_MALE},
+        "needs_review",
+        [("diagnosis.sex_conflict", "diagnoses[1].code", "O80")],
+    ),
 ]
 
 
@@ -205,6 +518,71 @@ def test_order(small_table, why, changes, outcome, expected):
     decision = decide(an_order(**changes), "order", small_table)
     assert decision.outcome == outcome, [r.message for r in decision.reasons]
     assert [(r.id, r.field, r.value) for r in decision.reasons] == expected
+
+
+def test_an_order_without_an_ordering_provider_goes_to_review(small_table):
+    order = an_order()
+    del order["ordering_provider"]
+    decision = decide(order, "order", small_table)
+    assert decision.outcome == "needs_review"
+    assert [(r.id, r.field) for r in decision.reasons] == [("npi.missing", "ordering_provider.npi")]
+
+
+def test_a_claim_without_a_billing_npi_is_still_returned(small_table):
+    decision = decide(a_claim(billing_provider={}), "claim", small_table)
+    assert [(r.id, r.outcome) for r in decision.reasons] == [("event.missing_field", "returned")]
+
+
+NOT_LOADED_CASES = [
+    # (the system left out of the table, kind, event, rule id)
+    ("ICD-10-CM", "claim", a_claim(), "diagnosis.system_not_loaded"),
+    ("CPT", "claim", a_claim(), "procedure.system_not_loaded"),
+    ("LOINC", "order", an_order(), "test.system_not_loaded"),
+]
+
+
+@pytest.mark.parametrize(("system", "kind", "event", "rule_id"), NOT_LOADED_CASES, ids=[c[3] for c in NOT_LOADED_CASES])
+def test_a_system_not_loaded_goes_to_review(system, kind, event, rule_id):
+    from processor.code_table.table import CodeTable
+    from tests.conftest import SMALL_TABLE
+
+    table = CodeTable("partial").load((k, r) for k, r in SMALL_TABLE if r["system"] != system)
+    decision = decide(event, kind, table)
+    assert decision.outcome == "needs_review"
+    assert rule_id in [r.id for r in decision.reasons]
+
+
+def test_every_rule_has_a_case_with_a_real_code():
+    covered = {i for cases in (CLAIM_CASES, ORDER_CASES) for *_, expected in cases for i, _, _ in expected}
+    covered |= {case[3] for case in NOT_LOADED_CASES} | {"npi.missing"}
+    assert set(RULES) - covered == set()
+
+
+def test_every_review_says_what_to_check(small_table):
+    for cases, kind, make in ((CLAIM_CASES, "claim", a_claim), (ORDER_CASES, "order", an_order)):
+        for _why, changes, _outcome, _expected in cases:
+            for reason in decide(make(**changes), kind, small_table).reasons:
+                assert (reason.outcome == "needs_review") == bool(reason.review), reason
+                assert "{" not in reason.message and "{" not in (reason.review or ""), reason
+
+
+def test_the_out_of_coverage_reason_names_the_loaded_releases(small_table):
+    claim = a_claim(lines=[line("99213", day="2026-10-01")], submitted_at="2026-10-01T12:00:00Z")
+    reason = decide(claim, "claim", small_table).reasons[0]
+    assert "does not cover ICD-10-CM on 2026-10-01" in reason.message
+    assert "ICD-10-CM FY2026 2025-10-01 to 2026-09-30" in reason.message
+    assert (reason.category, reason.review) == ("P2", reason.review) and "2026-10-01" in reason.review
+
+
+def test_reasons_carry_the_payers_codes(small_table):
+    def codes_of(kind, event):
+        return [(r.category, r.carc, r.rarc) for r in decide(event, kind, small_table).reasons]
+
+    assert codes_of("claim", a_claim(diagnoses=dx("O80"), patient=born("1995-06-01", "M"))) == [("A8", "10", None)]
+    assert codes_of("claim", a_claim(lines=[line("36415", units=3)])) == [("A8", "151", "N362")]
+    assert codes_of("claim", a_claim(lines=[line("83036", pointers=(2,))])) == [("P2", "50", None)]
+    assert codes_of("claim", a_claim(lines=[line("93000"), line("93005", number=2)])) == [("A8", "97", None)]
+    assert codes_of("claim", a_claim(lines=[line("99201")])) == [("A7", "181", None)]
 
 
 def test_a_system_with_no_codes_loaded_goes_to_review(small_table):
