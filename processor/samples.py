@@ -74,6 +74,7 @@ def _spoil_claim(rng: random.Random, event: dict[str, Any]) -> None:
         event["diagnoses"][0]["code"] = "E11.A"
         for line in event["lines"]:
             line["service_date"] = "2025-09-30"
+        event["submitted_at"] = max(event["submitted_at"], "2025-09-30T17:00:00Z")  # billed after the service
     elif mistake == 3:
         event["diagnoses"][0]["system"] = "ICD-9-CM"
     elif mistake == 4:

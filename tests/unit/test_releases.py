@@ -1,8 +1,10 @@
+# ruff: noqa: E501 - the order-file rows are fixed width, as CMS publishes them
 """The default table from the installed ICD-10-CM FY2025 and FY2026 releases."""
 
 import pytest
 
-from processor.code_table.releases import fy2025_codes, fy2026_codes, icd10cm_records
+from processor.code_table.cms_files import ReleaseCode, order_file_lines, read_hcpcs_file, read_order_file
+from processor.code_table.releases import FY2026, Release, fy2025_codes, fy2026_codes, icd10cm_records, merge_release
 from processor.code_table.table import CodeTable
 
 
@@ -18,8 +20,8 @@ def default_table(releases):
 
 def test_release_sizes_match_the_published_files(releases):
     fy2025, fy2026 = releases
-    assert len(fy2025) == 97_584 and sum(b for b, _ in fy2025.values()) == 74_260  # the CMS order file
-    assert 74_000 < sum(b for b, _ in fy2026.values()) < 75_500  # leaves of the FY2026 tabular
+    assert len(fy2025) == 97_584 and sum(c.billable for c in fy2025.values()) == 74_260  # the CMS order file
+    assert sum(c.billable for c in fy2026.values()) == 74_719  # leaves of the FY2026 tabular, 7th characters too
 
 
 @pytest.mark.parametrize(
@@ -42,3 +44,105 @@ def test_descriptions_are_kept(default_table):
     assert (
         default_table.versions("ICD-10-CM", "E119")[0].description == "Type 2 diabetes mellitus without complications"
     )
+
+
+def test_the_default_table_declares_the_dates_each_release_covers(default_table):
+    assert default_table.releases("ICD-10-CM") == [
+        ("ICD-10-CM FY2025", "2024-10-01", "2025-09-30"),
+        ("ICD-10-CM FY2026", "2025-10-01", "2026-09-30"),
+    ]
+    assert default_table.covers_date("ICD-10-CM", "2024-10-01") and not default_table.covers_date(
+        "ICD-10-CM", "2026-10-01"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "edits"),
+    [
+        ("O80", (9, 64, "F", False)),  # chapter 15: maternal records (MCE maternity)
+        ("Z3800", (0, 0, None, False)),  # liveborn infant (MCE newborn)
+        ("P220", (0, 0, None, False)),  # perinatal
+        ("G63", (None, None, None, True)),  # "in diseases classified elsewhere", code first: a manifestation
+        ("F0280", (None, None, None, True)),  # under F02, which says code first the underlying condition
+        ("E119", (None, None, None, False)),
+    ],
+)
+def test_the_loader_sets_the_edits_the_classification_states(default_table, code, edits):
+    version = default_table.versions("ICD-10-CM", code)[-1]
+    assert (version.age_min, version.age_max, version.sex, version.manifestation) == edits
+
+
+def test_code_first_notes_that_are_not_about_the_underlying_condition_do_not_count(default_table):
+    assert not default_table.versions("ICD-10-CM", "Z23")[-1].code_first  # "code first any routine ... exam"
+    assert default_table.versions("ICD-10-CM", "E089")[-1].code_first  # "code first the underlying condition"
+
+
+# Rows in the CMS order-file layout (icd10cm-order-2025.txt), as published.
+ORDER_FILE = """\
+00001 A00     0 Cholera                                                      Cholera
+00002 A000    1 Cholera due to Vibrio cholerae 01, biovar cholerae           Cholera due to Vibrio cholerae 01, biovar cholerae
+12345 E119    1 Type 2 diabetes mellitus without complications               Type 2 diabetes mellitus without complications
+23456 S52521A 1 Torus fx lower end of right radius, init for clos fx         Torus fracture of lower end of right radius, initial encounter for closed fracture
+"""
+
+
+def test_the_order_file_parser_reads_real_rows():
+    codes = read_order_file(ORDER_FILE.splitlines())
+    assert codes["A00"] == ReleaseCode(False, "Cholera")
+    assert codes["E119"] == ReleaseCode(True, "Type 2 diabetes mellitus without complications")
+    assert codes["S52521A"].billable and codes["S52521A"].description.startswith("Torus fracture")
+
+
+def test_the_order_file_parser_round_trips_the_whole_fy2025_release(releases, tmp_path):
+    fy2025 = releases[0]
+    path = tmp_path / "icd10cm-order-2025.txt"
+    rows = ((code, c.billable, c.description[:60], c.description) for code, c in fy2025.items())
+    path.write_text("\n".join(order_file_lines(rows)) + "\n", encoding="latin-1")
+    assert read_order_file(path) == fy2025
+
+
+def test_the_order_file_parser_names_a_bad_line():
+    with pytest.raises(ValueError, match="line 2"):
+        read_order_file(["00001 A00     0 Cholera", "A00 0 Cholera"])
+
+
+# Contractor records in the CMS HCPCS layout (code, sequence, record id, long description, short description).
+HCPCS_FILE = [
+    "J110000100"
+    + "3"
+    + "Injection, dexamethasone sodium phosphate, 1 mg".ljust(80)
+    + "Dexamethasone sodium phos".ljust(28),
+    "A042500100" + "3" + "Ground mileage, per statute mile".ljust(80) + "Ground mileage".ljust(28),
+    "E011400100"
+    + "3"
+    + "Crutches underarm, other than wood, adjustable or fixed, pair, with pad, tip and".ljust(80)
+    + "Crutch under arm/other than".ljust(28),
+    "E011400200" + "4" + "handgrip".ljust(80),
+    "   2500100" + "7" + "Assistant at surgery".ljust(80) + "Assistant at surgery".ljust(28),
+]
+
+
+def test_the_hcpcs_parser_joins_continued_descriptions_and_skips_modifiers():
+    codes = read_hcpcs_file(HCPCS_FILE)
+    assert set(codes) == {"J1100", "A0425", "E0114"}
+    assert codes["E0114"].description.endswith("with pad, tip and handgrip")
+
+
+def test_loading_the_same_release_again_changes_nothing(releases):
+    held = dict(icd10cm_records(*releases))
+    assert list(merge_release(held, FY2026, releases[1])) == []
+
+
+def test_a_new_release_adds_codes_and_ends_what_it_drops():
+    held = dict(
+        icd10cm_records(
+            {"E119": ReleaseCode(True, "T2DM"), "B880": ReleaseCode(True, "Other acariasis")},
+            {"E119": ReleaseCode(True, "T2DM"), "B880": ReleaseCode(True, "Other acariasis")},
+        )
+    )
+    fy2027 = Release("ICD-10-CM FY2027", "2026-10-01", "2027-09-30")
+    changes = dict(merge_release(held, fy2027, {"E119": ReleaseCode(True, "T2DM"), "E11A": ReleaseCode(True, "New")}))
+    assert changes["ICD-10-CM|B880|2024-10-01"]["valid_to"] == "2026-09-30"
+    assert changes["ICD-10-CM|E11A|2026-10-01"]["valid_from"] == "2026-10-01"
+    assert changes["@release|ICD-10-CM:FY2027|2026-10-01"]["valid_to"] == "2027-09-30"
+    assert "ICD-10-CM|E119|2024-10-01" not in changes

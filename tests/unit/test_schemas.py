@@ -7,6 +7,7 @@ import pytest
 import referencing
 
 from processor import samples
+from processor.code_table.cms_files import ReleaseCode
 from processor.code_table.releases import icd10cm_records
 from processor.contracts import SCHEMA_BASE_URI, load_schema, schema_dir
 from processor.engine import decide
@@ -47,8 +48,12 @@ def test_decisions_match_the_decision_schema(small_table):
 def test_code_table_records_match_their_schema():
     for _key, record in SMALL_TABLE:
         validator("code-table-record").validate(record)
-    older = {"E119": (True, "Type 2 diabetes mellitus without complications"), "B880": (True, "Other acariasis")}
-    newer = {"E119": (True, "Type 2 diabetes mellitus without complications"), "B880": (False, "Other acariasis")}
+    older = {"E119": ReleaseCode(True, "Type 2 diabetes mellitus without complications"),
+             "B880": ReleaseCode(True, "Other acariasis")}  # fmt: skip
+    newer = {"E119": ReleaseCode(True, "Type 2 diabetes mellitus without complications"),
+             "O80": ReleaseCode(True, "Encounter for full-term uncomplicated delivery"),
+             "G63": ReleaseCode(True, "Polyneuropathy in diseases classified elsewhere", {"manifestation": True}),
+             "B880": ReleaseCode(False, "Other acariasis")}  # fmt: skip
     for _key, record in icd10cm_records(older, newer):
         validator("code-table-record").validate(record)
 
