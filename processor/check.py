@@ -18,7 +18,7 @@ from processor.code_table.csv_rows import read_csv
 from processor.code_table.releases import default_records
 from processor.code_table.table import CodeTable
 from processor.contracts import Undecodable, decode, infer_kind
-from processor.engine import decide
+from processor.engine import Policy, decide
 
 DEMO_CODES = Path(__file__).parent / "code_table" / "demo-codes.csv"
 
@@ -35,8 +35,11 @@ def build_table(csv_files: Iterable[Path] = (), default: bool = True) -> CodeTab
     return table
 
 
-def check_lines(lines: Iterable[bytes], table: CodeTable, decided_at: str) -> Iterator[dict[str, Any]]:
-    """One output record per input line (blank lines are skipped but keep their numbers)."""
+def check_lines(
+    lines: Iterable[bytes], table: CodeTable, decided_at: str, policy: Policy | None = None
+) -> Iterator[dict[str, Any]]:
+    """One output record per input line (blank lines are skipped but keep their numbers); ``policy`` is the
+    payer's rules file (None: the rules' defaults, as the worker uses without ``PROCESSOR_RULES_FILE``)."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -48,7 +51,7 @@ def check_lines(lines: Iterable[bytes], table: CodeTable, decided_at: str) -> It
         except Undecodable as err:
             yield {"line": number, "outcome": "undecodable", "error": str(err)}
             continue
-        yield decide(event, kind, table).as_record(event, decided_at, {"line": number})
+        yield decide(event, kind, table, policy).as_record(event, decided_at, {"line": number})
 
 
 def write_results(results: Iterable[dict[str, Any]], out: Any) -> Counter[str]:

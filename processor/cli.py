@@ -3,7 +3,7 @@
 processor demo            local broker, topics, default code table, worker, sample events, summary
 processor run             a worker (one member of the consumer group)
 processor check FILE      decide a file of JSON lines with no broker ('-' reads stdin)
-processor load WHAT       publish code-table records: 'default' (ICD-10-CM), 'demo', or 'csv FILE'
+processor load WHAT       publish code-table records: 'default', 'demo', 'csv FILE', or a CMS release file
 processor topics          create the processor's topics
 processor broker          run a local Kafka broker in the foreground
 """
@@ -70,14 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--codes", type=Path, action="append", default=[], help="extra code-table CSV (repeatable)")
     check.add_argument("--no-default-table", action="store_true", help="leave out the default ICD-10-CM table")
     check.add_argument("--demo-codes", action="store_true", help="add the demo rows (CPT, HCPCS, LOINC)")
+    check.add_argument("--rules", type=Path, help="a payer's rules file (TOML; default: $PROCESSOR_RULES_FILE)")
 
     load = command("load", _load, "Publish code-table records to the code-table topic.")
     load.add_argument(
         "what",
-        choices=["default", "demo", "csv"],
-        help="default: ICD-10-CM FY2025+FY2026; demo: the demo rows; csv: a CSV file",
+        choices=["default", "demo", "csv", "icd10cm-xml", "icd10cm-order", "hcpcs"],
+        help="default: ICD-10-CM FY2025+FY2026; demo: the demo rows; csv: a CSV file (codes or policy tables); "
+        "icd10cm-xml / icd10cm-order: a CMS/CDC ICD-10-CM tabular XML or order file; hcpcs: a CMS HCPCS file",
     )
-    load.add_argument("file", nargs="?", type=Path, help="the CSV file, for 'csv'")
+    load.add_argument("file", nargs="?", type=Path, help="the file, for all but 'default' and 'demo'")
+    load.add_argument("--release", help="release name for a release file, e.g. FY2027 or 2026-Q1")
+    load.add_argument("--first-day", help="first date of service the release covers (YYYY-MM-DD)")
+    load.add_argument("--last-day", help="last date of service the release covers (default: a year on)")
 
     topics = command("topics", _topics, "Create the processor's topics (existing ones are left alone).")
     topics.add_argument("--partitions", type=int, help="partitions of the input and output topics (default 6)")
@@ -112,13 +117,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     from processor.check import DEMO_CODES, build_table, check_lines, write_results
+    from processor.engine import load_policy
     from processor.kafka.worker import now_iso
 
     csv_files = [*args.codes, *([DEMO_CODES] if args.demo_codes else [])]
     table = build_table(csv_files, default=not args.no_default_table)
+    rules = args.rules or settings.rules_file
+    policy = load_policy(rules) if rules else None
     source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
     try:
-        counts = write_results(check_lines(source, table, now_iso()), sys.stdout.buffer)
+        counts = write_results(check_lines(source, table, now_iso(), policy), sys.stdout.buffer)
     finally:
         if source is not sys.stdin.buffer:
             source.close()
@@ -126,36 +134,55 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _progress(label: str) -> Callable[[int], None]:
-    def show(done: int) -> None:
-        print(f"\r{label}: {done:,} records", end="", file=sys.stderr, flush=True)
-
-    return show
-
-
 def _load(args: argparse.Namespace, settings: Settings) -> int:
     from processor.check import DEMO_CODES
+    from processor.code_table import cms_files
     from processor.code_table.csv_rows import read_csv
+    from processor.code_table.load import held_records, progress_bar
     from processor.code_table.publish import publish
-    from processor.code_table.releases import default_records
+    from processor.code_table.releases import Release, changed, default_records, merge_release
     from processor.kafka.topics import ensure_topics
 
-    if args.what == "csv" and args.file is None:
-        raise SystemExit("processor load csv: give the CSV file")
-    records = {
-        "default": default_records,
-        "demo": lambda: list(read_csv(DEMO_CODES)),
-        "csv": lambda: list(read_csv(args.file)),
-    }[args.what]()
+    if args.what not in ("default", "demo") and args.file is None:
+        raise SystemExit(f"processor load {args.what}: give the file")
+    release_readers = {
+        "icd10cm-xml": ("ICD-10-CM", cms_files.read_tabular_xml),
+        "icd10cm-order": ("ICD-10-CM", cms_files.read_order_file),
+        "hcpcs": ("HCPCS", cms_files.read_hcpcs_file),
+    }
+    release = None
+    if args.what in release_readers:
+        if not args.first_day:
+            raise SystemExit(f"processor load {args.what}: give --first-day (the first date of service it covers)")
+        system, reader = release_readers[args.what]
+        last_day = args.last_day or _a_year_on(args.first_day)
+        release = Release(f"{system} {args.release or args.first_day}", args.first_day, last_day, system)
+        codes = reader(args.file)
+    else:
+        records = {
+            "default": default_records,
+            "demo": lambda: list(read_csv(DEMO_CODES)),
+            "csv": lambda: list(read_csv(args.file)),
+        }[args.what]()
 
     async def main() -> int:
         await ensure_topics(settings)
-        sent = await publish(settings, records, _progress(f"publishing to {settings.topics.code_table}"))
+        held = await held_records(settings)
+        # Only what differs from the topic is published: loading the same release again sends nothing.
+        wanted = list(merge_release(held, release, codes) if release else changed(records, held))
+        sent = await publish(settings, wanted, progress_bar(f"publishing to {settings.topics.code_table}", len(wanted)))
         print(file=sys.stderr)
-        log.info("published %d code-table records", sent)
+        log.info("published %d code-table records (%d already held)", sent, len(held))
         return 0
 
     return _run_async(main())
+
+
+def _a_year_on(first_day: str) -> str:
+    from datetime import date, timedelta
+
+    first = date.fromisoformat(first_day)
+    return (first.replace(year=first.year + 1) - timedelta(days=1)).isoformat()
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:

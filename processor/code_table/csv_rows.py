@@ -5,8 +5,19 @@ Columns (a header row is required; order does not matter):
     system,code,description,billable,valid_from,valid_to
 
 ``billable`` is true/false (default true); ``valid_to`` may be empty (open-ended). Any other column
-becomes an attribute of the record (for example ``maps_to`` for a crosswalk). Lines starting with ``#``
-are comments. CPT descriptions and the LOINC table are licensed: load your own copies.
+becomes an attribute of the record: ``maps_to`` and ``maps_to_system`` (a crosswalk), ``age_min``,
+``age_max``, ``age_edit``, ``sex`` (a payer's age and sex edit table). Lines starting with ``#`` are
+comments. CPT descriptions and the LOINC table are licensed: load your own copies.
+
+Policy tables use the same file form with their own header (recognised by it):
+
+    policy,system,code,diagnoses,valid_from,valid_to            coverage: a diagnosis (range) that supports
+                                                                 a procedure or test, e.g. CPT,83036,E08-E13
+    policy,column1,column2,modifier_indicator,valid_from,valid_to   NCCI pairs (0, 1 or 9)
+    policy,code,max_units,valid_from,valid_to                    MUE: units a line may bill
+    policy,system,release,valid_from,valid_to                    the dates a loaded release covers
+
+with ``policy`` one of ``supports``, ``ncci``, ``mue``, ``release`` on every row.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from processor.code_table.table import record_key
+from processor.code_table.table import MUE, NCCI, RELEASE, SUPPORTS, policy_record, record_key
 
 _COLUMNS = ("system", "code", "description", "billable", "valid_from", "valid_to")
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -31,7 +42,29 @@ def read_csv(source: Path | TextIO) -> Iterator[tuple[str, dict[str, Any]]]:
         return
     lines = (line for line in source if not line.lstrip().startswith("#"))
     for number, row in enumerate(csv.DictReader(lines), start=2):
-        yield _record(row, number)
+        yield _policy(row, number) if row.get("policy") else _record(row, number)
+
+
+def _policy(row: dict[str, str], number: int) -> tuple[str, dict[str, Any]]:
+    value = {k: (v or "").strip() for k, v in row.items() if k}
+    start, end = value.get("valid_from", ""), value.get("valid_to") or None
+    if not start:
+        raise ValueError(f"row {number}: valid_from is required")
+    match value["policy"]:
+        case "supports":
+            subject = f"{value['system']}:{value['code']}>{value['diagnoses']}"
+            return policy_record(SUPPORTS, subject, start, end, {k: value[k] for k in ("system", "code", "diagnoses")})
+        case "ncci":
+            pair = {k: value[k] for k in ("column1", "column2", "modifier_indicator")}
+            return policy_record(NCCI, f"{pair['column1']}/{pair['column2']}", start, end, pair)
+        case "mue":
+            units = {"code": value["code"], "max_units": value["max_units"]}
+            return policy_record(MUE, value["code"], start, end, units)
+        case "release":
+            attributes = {"system": value["system"]}
+            subject = f"{value['system']}:{value['release']}"
+            return policy_record(RELEASE, subject, start, end, attributes, f"{value['system']} {value['release']}")
+    raise ValueError(f"row {number}: policy must be supports, ncci, mue or release, not {value['policy']!r}")
 
 
 def _record(row: dict[str, str], number: int) -> tuple[str, dict[str, Any]]:

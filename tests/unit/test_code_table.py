@@ -65,3 +65,33 @@ def test_csv_rows():
 def test_csv_errors_name_the_row():
     with pytest.raises(ValueError, match="row 3"):
         list(read_csv(io.StringIO("system,code,valid_from\nCPT,99213,2024-01-01\nCPT,,2024-01-01\n")))
+
+
+def test_policy_tables_load_from_csv_and_the_table_indexes_them():
+    text = io.StringIO(
+        "policy,system,code,diagnoses,valid_from,valid_to\nsupports,CPT,83036,E08-E13,2024-01-01,\n"
+        "supports,LOINC,4548-4,E08-E13,2024-01-01,\n"
+    )
+    pairs = io.StringIO(
+        "policy,column1,column2,modifier_indicator,valid_from,valid_to\nncci,93000,93005,0,2024-01-01,2025-12-31\n"
+    )
+    units = io.StringIO("policy,code,max_units,valid_from,valid_to\nmue,36415,2,2024-01-01,\n")
+    releases = io.StringIO("policy,system,release,valid_from,valid_to\nrelease,HCPCS,2026,2026-01-01,2026-12-31\n")
+    table = CodeTable().load([*read_csv(text), *read_csv(pairs), *read_csv(units), *read_csv(releases)])
+    assert table.supporting("CPT", "83036", "2025-11-03") == [("E08", "E13")]
+    assert table.pair("93000", "93005", "2025-11-03") == "0" and table.pair("93000", "93005", "2026-01-02") is None
+    assert table.max_units("36415", "2025-11-03") == 2
+    assert table.covers_date("HCPCS", "2026-06-01") and table.covers_date("HCPCS", "2025-06-01") is False
+    assert len(table) == 0  # policy records are not code versions
+
+
+def test_a_policy_record_is_replaced_and_deleted_by_its_key():
+    table = CodeTable().load(
+        read_csv(io.StringIO("policy,code,max_units,valid_from,valid_to\nmue,36415,2,2024-01-01,\n"))
+    )
+    key = "@mue|36415|2024-01-01"
+    table.apply(key, {"system": "@mue", "code": "36415", "valid_from": "2024-01-01",
+                      "attributes": {"code": "36415", "max_units": 3}})  # fmt: skip
+    assert table.max_units("36415", "2025-01-01") == 3
+    table.apply(key, None)
+    assert table.max_units("36415", "2025-01-01") is None and not table.has_mue
