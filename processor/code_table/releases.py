@@ -130,7 +130,7 @@ def merge_release(
                 continue  # unchanged: the open version goes on
             if record["valid_from"] < release.first_day:
                 wanted.append((key, {**record, "valid_to": day_before}))
-        extra = attributes or (classification_edits(code) if system == ICD10CM else None)
+        extra = {**(attributes or {}), **((classification_edits(code) if system == ICD10CM else None) or {})}
         wanted.append(_record(code, billable, description, release.first_day, None, release.name, extra, system))
     for key, record in open_versions.values():  # dropped by this release
         wanted.append((key, {**record, "valid_to": day_before}))
