@@ -6,6 +6,7 @@ processor check FILE      decide a file of JSON lines with no broker ('-' reads 
 processor load WHAT       publish code-table records: 'default', 'demo', 'csv FILE', or a CMS release file
 processor topics          create the processor's topics
 processor broker          run a local Kafka broker in the foreground
+processor bench           measure: the processor against the aiokafka ceiling, Faust and the engine alone
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         group_id=getattr(args, "group_id", None),
         metrics_port=getattr(args, "metrics_port", None),
         partitions=getattr(args, "partitions", None),
+        processing_guarantee=getattr(args, "processing_guarantee", None),
     )
     return int(args.command(args, settings) or 0)
 
@@ -64,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--group-id", help="consumer group (default medical-coding)")
     run.add_argument("--metrics-port", type=int, help="metrics and health port (default 9400)")
     run.add_argument("--no-create-topics", action="store_true", help="do not create missing topics")
+    run.add_argument("--workers", type=int, default=1, help="worker processes in the group on this machine")
+    run.add_argument(
+        "--processing-guarantee",
+        choices=["exactly_once", "at_least_once"],
+        help="default exactly_once (or $PROCESSOR_PROCESSING_GUARANTEE)",
+    )
 
     check = command("check", _check, "Decide a file of JSON lines with no broker; decisions go to stdout.", False)
     check.add_argument("file", help="JSON lines, one claim or order a line; '-' for stdin")
@@ -88,6 +96,19 @@ def _parser() -> argparse.ArgumentParser:
     topics.add_argument("--partitions", type=int, help="partitions of the input and output topics (default 6)")
 
     command("broker", _broker, "Run a local single-node Kafka broker until Ctrl-C.", False)
+
+    bench = command("bench", _bench, "Measure the processor against the aiokafka ceiling, Faust and the engine.")
+    bench.add_argument("--events", type=int, help="events in the timed backlog (default 100000; --quick 2000)")
+    bench.add_argument("--warmup-events", type=int, help="untimed events first (default a tenth of --events)")
+    bench.add_argument("--latency-seconds", type=float, help="length of the latency phase (default 10; --quick 2)")
+    bench.add_argument("--workers", default="1,2", help="worker processes to measure exactly-once with (default 1,2)")
+    bench.add_argument("--only", help="comma-separated subset of: engine,ceiling,exactly_once,at_least_once,faust")
+    bench.add_argument("--partitions", type=int, default=6, help="partitions of the input and output topics")
+    bench.add_argument("--seed", type=int, default=7, help="seed of the generated events")
+    bench.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    bench.add_argument("--results-dir", type=Path, default=Path("bench-results"), help="JSON, chart and logs")
+    bench.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
     return parser
 
 
@@ -105,14 +126,38 @@ def _stop_event() -> asyncio.Event:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from processor.kafka.worker import Worker
+    if args.workers > 1:
+        return _run_processes(args.workers, settings)
+    from processor.kafka.worker import run_until_stopped
 
-    async def main() -> int:
-        worker = Worker(settings, create_topics=not args.no_create_topics)
-        await worker.run(_stop_event())
-        return 0
+    return asyncio.run(run_until_stopped(settings, _stop_event(), create_topics=not args.no_create_topics))
 
-    return _run_async(main())
+
+def _run_processes(count: int, settings: Settings) -> int:
+    """Run ``count`` worker processes in one consumer group; SIGTERM or Ctrl-C stops them all."""
+    import os
+    import subprocess
+
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    children = []
+    for i in range(count):
+        env = {**os.environ, "PROCESSOR_METRICS_PORT": str(settings.metrics_port + i if settings.metrics_port else 0)}
+        if settings.group_instance_id:
+            env["PROCESSOR_GROUP_INSTANCE_ID"] = f"{settings.group_instance_id}-{i}"
+        env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "processor", "run"],
+                env=env,
+                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals),
+            )
+        )
+    log.info("started %d worker processes: %s", count, ", ".join(str(c.pid) for c in children))
+    signal.sigwait(stop_signals)
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    return max(child.wait() for child in children)
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,6 +247,32 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Kafka is ready: KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers} (Ctrl-C stops it)", flush=True)
         signal.sigwait(stop_signals)
     return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from processor.bench.bench import VARIANT_NAMES, BenchOptions, run_bench
+
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries right after topic creation are expected
+
+    only = set(args.only.split(",")) if args.only else set(VARIANT_NAMES)
+    if only - set(VARIANT_NAMES):
+        raise SystemExit(f"processor bench: unknown variants {', '.join(sorted(only - set(VARIANT_NAMES)))}")
+    options = BenchOptions(
+        events=args.events or (2000 if args.quick else 100_000),
+        warmup=args.warmup_events,
+        latency_seconds=args.latency_seconds or (2.0 if args.quick else 10.0),
+        workers=[int(n) for n in args.workers.split(",")],
+        only=only,
+        partitions=args.partitions,
+        seed=args.seed,
+        results_dir=args.results_dir,
+        json_path=args.json,
+        chart=not args.no_chart,
+    )
+    use_local_broker = not (args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    return run_bench(settings, options, use_local_broker)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

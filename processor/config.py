@@ -1,8 +1,11 @@
 """Settings: one typed object, filled from defaults, then the environment, then the command line.
 
-Every field can be set by an environment variable ``PROCESSOR_<FIELD>`` (upper case), except the broker
-address, which uses the variable Kafka users already know: ``KAFKA_BOOTSTRAP_SERVERS``. The defaults run
-against a local broker with no further setting.
+Every field can be set by an environment variable ``PROCESSOR_<FIELD>`` (upper case), except the Kafka
+client settings, which use the names Kafka users already know: ``KAFKA_BOOTSTRAP_SERVERS``,
+``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_MECHANISM``, ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD``,
+``KAFKA_SSL_CAFILE``, ``KAFKA_SSL_CERTFILE``, ``KAFKA_SSL_KEYFILE`` (the ``security.protocol``,
+``sasl.mechanism``, ... of the Java client). The defaults run against a local broker with no further
+setting. Secrets are never printed: ``repr`` leaves the password out.
 """
 
 from __future__ import annotations
@@ -31,9 +34,45 @@ class Topics:
         """The same topics with names prefixed (tests use a fresh prefix per test)."""
         return Topics(**{f.name: prefix + getattr(self, f.name) for f in dataclasses.fields(self)})
 
+    def inputs(self) -> list[str]:
+        """The topics the worker consumes."""
+        return [self.claims, self.orders]
+
     def outputs(self) -> list[str]:
         """The topics the worker writes."""
         return [self.accepted, self.returned, self.needs_review, self.dead_letter]
+
+
+@dataclass(frozen=True)
+class Security:
+    """How the Kafka clients authenticate and encrypt: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, with
+    SASL mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+    MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+    def __post_init__(self) -> None:
+        if self.protocol not in self.PROTOCOLS:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(self.PROTOCOLS)}")
+        if self.protocol.startswith("SASL"):
+            if self.sasl_mechanism not in self.MECHANISMS:
+                raise ValueError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(self.MECHANISMS)}")
+            if not self.sasl_username or self.sasl_password is None:
+                raise ValueError("SASL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Security:
+        names = {f.name: f"KAFKA_{f.name.upper()}" for f in dataclasses.fields(cls)}
+        names["protocol"] = "KAFKA_SECURITY_PROTOCOL"
+        return cls(**{name: env[var] for name, var in names.items() if env.get(var)})
 
 
 @dataclass(frozen=True)
@@ -44,6 +83,9 @@ class Settings:
     group_id: str = "medical-coding"
     client_id: str = "medical-coding-processor"
     topics: Topics = field(default_factory=Topics)
+    security: Security = field(default_factory=Security)
+    # Static membership: a stable id per worker (e.g. the pod name) lets a restart rejoin without a rebalance.
+    group_instance_id: str | None = None
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9400
     # How many records the worker takes in one batch, and how long it waits for a batch to fill.
@@ -56,6 +98,11 @@ class Settings:
     partitions: int = 6
     # "exactly_once" (decisions and offsets in one Kafka transaction) or "at_least_once".
     processing_guarantee: str = "exactly_once"
+    # Records larger than this are dead-lettered undecoded. Keep it well under the outcome topics'
+    # max.message.bytes: a decision carries its event, a dead letter the raw bytes in base64.
+    max_record_bytes: int = 262_144
+    # On SIGTERM: how long the worker may take to finish its batch, commit and close.
+    shutdown_timeout_s: int = 30
     # A TOML file that changes rule outcomes per payer (see README, "Configuring rules"); None: defaults.
     rules_file: str | None = None
 
@@ -68,7 +115,7 @@ class Settings:
             values["bootstrap_servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
         for f in dataclasses.fields(cls):
             name = f"PROCESSOR_{f.name.upper()}"
-            if f.name != "topics" and name in env:
+            if f.name not in ("topics", "security") and name in env:
                 values[f.name] = int(env[name]) if f.type == "int" else env[name]
         topic_names = {
             t.name: env[f"PROCESSOR_TOPIC_{t.name.upper()}"]
@@ -78,5 +125,6 @@ class Settings:
         topics = Topics(**topic_names)
         prefix = env.get("PROCESSOR_TOPIC_PREFIX")
         values["topics"] = topics.with_prefix(prefix) if prefix else topics
+        values["security"] = Security.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processor.code_table.table import CodeTable
 from processor.config import Settings
+from processor.kafka.clients import client_options
 from processor.kafka.topics import partitions_of
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,15 @@ class CodeTableFollower:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def records_read(self) -> int:
+        """Code-table records read so far (the sum of the partitions' positions)."""
+        return sum(self._offsets.values())
+
     async def start(self) -> None:
         """Start reading in the background; await ``loaded.wait()`` before deciding anything."""
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            client_id=f"{self.settings.client_id}-code-table",
+            **client_options(self.settings, "code-table"),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

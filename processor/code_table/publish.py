@@ -10,6 +10,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from processor.config import Settings
+from processor.kafka.clients import client_options
 
 
 async def publish(
@@ -22,8 +23,7 @@ async def publish(
     Records of one key keep their order (one partition, idempotent producer). Returns how many were sent.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=f"{settings.client_id}-loader",
+        **client_options(settings, "loader"),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,

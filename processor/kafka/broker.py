@@ -42,6 +42,9 @@ rootLogger.appenderRef.file.ref = file
 """
 
 
+_SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+
 def ensure_jars() -> Path:
     """The folder of Kafka jars, fetched from Maven Central with ``mvn`` when it is missing or empty."""
     if LIBS.is_dir() and any(LIBS.glob("kafka_2.13-*.jar")):
@@ -67,13 +70,28 @@ class LocalBroker:
     answers, so call it from a thread (``asyncio.to_thread``) inside a running event loop.
     """
 
-    def __init__(self, workdir: Path | None = None, port: int | None = None, log_level: str = "WARN") -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        port: int | None = None,
+        log_level: str = "WARN",
+        sasl_users: dict[str, str] | None = None,
+    ) -> None:
         self._own_dir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="kafka-")) if workdir is None else workdir
         self.port = port or free_port()
         self.controller_port = free_port()
         self.log_level = log_level
+        # With users, a second listener needs SASL (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512) from them.
+        self.sasl_users = sasl_users or {}
+        self.sasl_port = free_port() if self.sasl_users else None
         self.process: subprocess.Popen[bytes] | None = None
+        self._formatted = False
+
+    @property
+    def sasl_bootstrap_servers(self) -> str | None:
+        """The address of the SASL_PLAINTEXT listener, when the broker has users."""
+        return f"127.0.0.1:{self.sasl_port}" if self.sasl_port else None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -93,6 +111,27 @@ class LocalBroker:
             "-cp", f"{ensure_jars()}/*", main_class, *args,
         ]  # fmt: skip
 
+    def _listeners(self) -> list[str]:
+        listeners = f"PLAINTEXT://127.0.0.1:{self.port}"
+        if self.sasl_port:
+            listeners += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+        lines = [
+            f"listeners={listeners},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners={listeners}",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        ]
+        if self.sasl_users:
+            plain_users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users.items())
+            prefix = "listener.name.sasl_plaintext"
+            lines += [
+                "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+                f"{prefix}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule "
+                f"required {plain_users};",
+                f"{prefix}.scram-sha-256.sasl.jaas.config={_SCRAM_LOGIN}",
+                f"{prefix}.scram-sha-512.sasl.jaas.config={_SCRAM_LOGIN}",
+            ]
+        return lines
+
     def _write_config(self) -> Path:
         data = self.workdir / "data"
         config = self.workdir / "server.properties"
@@ -102,11 +141,9 @@ class LocalBroker:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    *self._listeners(),
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     f"log.dirs={data}",
                     "num.partitions=1",
                     "auto.create.topics.enable=false",
@@ -129,12 +166,18 @@ class LocalBroker:
     def start(self, timeout: float = 90.0) -> str:
         """Format storage, start the broker and wait until it answers; returns the bootstrap address."""
         config = self._write_config()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)),
-            check=True, capture_output=True,
-        )  # fmt: skip
-        out = (self.workdir / "broker.out").open("wb")
+        if not self._formatted:
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            scram = [
+                arg
+                for name, password in self.sasl_users.items()
+                for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+                for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+            ]
+            format_command = ["format", "--standalone", "-t", cluster_id, "-c", str(config), *scram]
+            subprocess.run(self._java("kafka.tools.StorageTool", *format_command), check=True, capture_output=True)
+            self._formatted = True
+        out = (self.workdir / "broker.out").open("ab")
         self.process = subprocess.Popen(
             self._java("kafka.Kafka", str(config)), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -159,6 +202,11 @@ class LocalBroker:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.process = None
+
+    def restart(self, timeout: float = 90.0) -> None:
+        """Stop the broker cleanly and start it again on the same ports and data (a broker restart)."""
+        self.stop()
+        self.start(timeout)
 
     def remove(self) -> None:
         """Stop, then delete the broker's directory if this object created it."""

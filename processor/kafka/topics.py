@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from processor.config import Settings
+from processor.kafka.clients import client_options
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> list
     """Create whichever of the processor's topics are missing; returns the names it created."""
     topics = settings.topics
     wanted = {name: settings.partitions for name in (topics.claims, topics.orders, *topics.outputs())}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id)
+    admin = AIOKafkaAdminClient(**client_options(settings, "admin"))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -1,17 +1,24 @@
-"""The worker: a consumer group over the claims and lab-orders topics that decides every event.
+"""The worker: one member of the consumer group that decides every claim and lab order.
 
-Per batch: take up to ``batch_max_records`` records, decode and decide each one against the code table,
-send each decision to the accepted, returned or needs-review topic (or the record to the dead-letter
-topic), wait until the broker has acknowledged every send of the batch, and only then commit the batch's
-offsets.
+Per batch: take up to ``batch_max_records`` records, decide all of them against the code table (no I/O:
+the code table changes only between batches, so one batch sees one table), then hand the outgoing records
+and the consumed offsets to the delivery (``processor.kafka.delivery``):
 
-Guarantees (at-least-once):
-- No event is lost: an offset is committed only after its decision (or dead letter) is acknowledged with
-  acks=all. A crash between the two re-delivers the batch, so a decision can be published twice.
+- exactly-once (default): per input partition, decisions, dead letters and offsets commit in one Kafka
+  transaction; readers of the outcome topics use ``isolation_level=read_committed``;
+- at-least-once: offsets are committed after every send is acknowledged.
+
+If a delivery fails (the broker went away, a transaction was aborted), the worker rewinds those partitions
+to the batch's first offset and decides the records again; nothing is committed that was not delivered.
+
+Guarantees, whatever the guarantee setting:
 - Nothing is decided before the code table is loaded; ``/readyz`` says so.
-- A record never stops the worker: undecodable bytes, and events that make the engine fail, go to the
-  dead-letter topic with their topic, partition, offset and the error (which never quotes the record).
-- Logs and metric labels carry no event content.
+- A record never stops the worker: undecodable or oversized records, and events that make the engine
+  fail, go to the dead-letter topic with their topic, partition, offset and the error (never the content).
+- Rebalances: a partition is given up only after the in-flight batch has been delivered or aborted;
+  batches fetched before a rebalance are dropped and read again from the committed offsets.
+- Shutdown (``stop`` set, e.g. by SIGTERM): the current batch is finished and committed, then every client
+  is closed. Logs and metric labels carry no event content.
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ import base64
 import contextlib
 import logging
 import time
+import traceback
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from processor.code_table.follower import CodeTableFollower
 from processor.code_table.table import CodeTable
@@ -35,6 +44,8 @@ from processor.config import Settings
 from processor.contracts import Undecodable, decode
 from processor.engine import decide
 from processor.engine.rules import Outcome
+from processor.kafka.clients import KafkaAccessError, check_access, client_options
+from processor.kafka.delivery import AtLeastOnce, DeliveryFailed, ExactlyOnce, PartitionBatch
 from processor.kafka.topics import ensure_topics
 from processor.metrics import HealthServer, Metrics
 
@@ -44,6 +55,17 @@ log = logging.getLogger(__name__)
 def now_iso() -> str:
     """The current time as ISO 8601 UTC with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one partition's share of a batch decided, counted once the batch is delivered."""
+
+    kind: str
+    timestamps: list[int] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    dead: int = 0
 
 
 class Worker:
@@ -66,116 +88,127 @@ class Worker:
         }
         self._alive = False
         self._consuming = False
+        self._lock = asyncio.Lock()  # held while a batch is decided and delivered
+        self._generation = 0  # bumped when partitions are revoked
 
     def is_ready(self) -> bool:
         """True once the code table is loaded and the worker consumes."""
         return self._consuming and self.follower.loaded.is_set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve metrics, load the code table, then consume, decide and publish until ``stop`` is set."""
+        """Serve metrics, load the code table, then consume, decide and deliver until ``stop`` is set."""
         settings = self.settings
         self.metrics_port = self.health.start(settings.metrics_host, settings.metrics_port)
         self._alive = True
         consumer: AIOKafkaConsumer | None = None
-        producer: AIOKafkaProducer | None = None
+        delivery: AtLeastOnce | ExactlyOnce | None = None
         try:
+            await check_access(settings)
             if self.create_topics:
                 await ensure_topics(settings)
             await self.follower.start()
             if not await _first(self.follower.loaded.wait(), stop.wait()):
                 return
-            producer = AIOKafkaProducer(
-                bootstrap_servers=settings.bootstrap_servers,
-                client_id=settings.client_id,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=settings.linger_ms,
-                max_batch_size=settings.max_batch_bytes,
-            )
-            await producer.start()
             consumer = AIOKafkaConsumer(
-                *self._kind_of,
-                bootstrap_servers=settings.bootstrap_servers,
-                client_id=settings.client_id,
+                **client_options(settings),
                 group_id=settings.group_id,
+                group_instance_id=settings.group_instance_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
             )
+            exactly_once = settings.processing_guarantee == "exactly_once"
+            delivery = (ExactlyOnce if exactly_once else AtLeastOnce)(settings, consumer)
+            await delivery.start()
             await consumer.start()
+            consumer.subscribe(settings.topics.inputs(), listener=_Rebalance(self, consumer, delivery))
             self._consuming = True
             self.metrics.ready.set(1)
-            log.info("worker consuming %s as group %s", ", ".join(self._kind_of), settings.group_id)
+            log.info("worker consuming %s as group %s (%s)", ", ".join(self._kind_of), settings.group_id,
+                     settings.processing_guarantee)  # fmt: skip
             while not stop.is_set():
+                generation = self._generation
                 batches = await consumer.getmany(
                     timeout_ms=settings.batch_timeout_ms, max_records=settings.batch_max_records
                 )
-                if batches:
-                    await self._process(consumer, producer, batches)
+                if not batches:
+                    continue
+                async with self._lock:
+                    if generation == self._generation:  # else: fetched before a rebalance; read again
+                        await self._handle(consumer, delivery, batches)
         finally:
             self._consuming = False
             self.metrics.ready.set(0)
             if consumer is not None:
                 await consumer.stop()
-            if producer is not None:
-                await producer.stop()
+            if delivery is not None:
+                await delivery.stop()
             await self.follower.stop()
             self._alive = False
             self.health.stop()
 
-    async def _process(
+    async def _handle(
         self,
         consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
+        delivery: AtLeastOnce | ExactlyOnce,
         batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
     ) -> None:
-        """Decide one batch, publish it, wait for every acknowledgement, then commit its offsets."""
+        """Decide one batch (no awaits: one code table), deliver it, then count what was delivered."""
         decided_at = now_iso()
-        table = self.table  # updates arrive only while we await: the decide loop below sees one table
-        deliveries: list[asyncio.Future[Any]] = []
-        timestamps: list[int] = []
-        decisions: Counter[tuple[str, str]] = Counter()
-        reasons: Counter[tuple[str, str]] = Counter()
-        dead: Counter[str] = Counter()
-        offsets: dict[TopicPartition, int] = {}
+        table = self.table
+        parts: list[PartitionBatch] = []
+        tallies: dict[TopicPartition, _Tally] = {}
         for tp, records in batches.items():
-            kind = self._kind_of[tp.topic]
+            if not delivery.owns(tp):
+                continue
+            part = PartitionBatch(tp, records[0].offset, records[-1].offset + 1)
+            tally = tallies[tp] = _Tally(self._kind_of[tp.topic])
             for record in records:
-                timestamps.append(record.timestamp)
-                source = {"topic": tp.topic, "partition": tp.partition, "offset": record.offset}
-                try:
-                    event = decode(record.value)
-                    decision = decide(event, kind, table)
-                except Undecodable as err:
-                    deliveries.append(await self._dead_letter(producer, record, str(err), decided_at))
-                    dead[tp.topic] += 1
-                    continue
-                except Exception as err:  # a bug in the engine must not stop the worker: keep the record
-                    log.exception("engine failed on %s[%d]@%d", tp.topic, tp.partition, record.offset)
-                    error = f"internal error while deciding: {type(err).__name__}"
-                    deliveries.append(await self._dead_letter(producer, record, error, decided_at))
-                    dead[tp.topic] += 1
-                    continue
-                value = orjson.dumps(decision.as_record(event, decided_at, source))
-                key = decision.event_id.encode() if decision.event_id else record.key
-                deliveries.append(await producer.send(self._topic_of[decision.outcome], value, key=key))
-                decisions[kind, decision.outcome.value] += 1
-                for reason in decision.reasons:
-                    reasons[kind, reason.id] += 1
-            offsets[tp] = records[-1].offset + 1
-            self.metrics.consumed.labels(kind).inc(len(records))
-        await asyncio.gather(*deliveries)
+                part.messages.append(self._outcome(record, tally, table, decided_at))
+            parts.append(part)
         try:
-            await consumer.commit(offsets)
-        except CommitFailedError:
-            # The group rebalanced while we decided: the new owner re-reads these records (at-least-once).
-            log.warning("offset commit failed after a rebalance; the batch will be decided again")
-        self._observe(timestamps, decisions, reasons, dead)
-        self._observe_lag(consumer, offsets)
+            await delivery.deliver(parts)
+        except DeliveryFailed as failure:
+            log.warning("%s; rewinding to decide them again", failure)
+            for part in failure.batches:
+                tallies.pop(part.tp, None)
+                consumer.seek(part.tp, part.first_offset)
+        self._count(consumer, parts, tallies)
 
-    async def _dead_letter(
-        self, producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes], error: str, at: str
-    ) -> asyncio.Future[Any]:
+    def _outcome(
+        self, record: ConsumerRecord[bytes, bytes], tally: _Tally, table: CodeTable, decided_at: str
+    ) -> tuple[str, bytes | None, bytes]:
+        """The (topic, key, value) one input record becomes: its decision, or a dead letter."""
+        tally.timestamps.append(record.timestamp)
+        size = len(record.value) if record.value is not None else 0
+        if size > self.settings.max_record_bytes:
+            return self._dead_letter(record, tally, f"record is {size} bytes; the limit is "
+                                     f"{self.settings.max_record_bytes}", decided_at)  # fmt: skip
+        try:
+            event = decode(record.value)
+            decision = decide(event, tally.kind, table)
+            source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+            value = orjson.dumps(decision.as_record(event, decided_at, source))
+        except Undecodable as err:
+            return self._dead_letter(record, tally, str(err), decided_at)
+        except orjson.JSONEncodeError:
+            return self._dead_letter(record, tally, "event is nested too deeply to re-encode", decided_at)
+        except Exception as err:  # a bug must not stop the worker: keep the record, log where, not what
+            frames = "".join(traceback.format_tb(err.__traceback__))
+            log.error("engine failed on %s[%d]@%d: %s\n%s", record.topic, record.partition, record.offset,
+                      type(err).__name__, frames)  # fmt: skip
+            error = f"internal error while deciding: {type(err).__name__}"
+            return self._dead_letter(record, tally, error, decided_at)
+        tally.outcomes[decision.outcome] += 1
+        for reason in decision.reasons:
+            tally.reasons[reason.id] += 1
+        key = decision.event_id.encode() if decision.event_id else record.key
+        return self._topic_of[decision.outcome], key, value
+
+    def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], tally: _Tally, error: str, at: str
+    ) -> tuple[str, bytes | None, bytes]:
+        tally.dead += 1
         letter = {
             "source": {
                 "topic": record.topic, "partition": record.partition, "offset": record.offset,
@@ -185,39 +218,97 @@ class Worker:
             "raw": None if record.value is None else base64.b64encode(record.value).decode(),
             "dead_lettered_at": at,
         }  # fmt: skip
-        return await producer.send(self.settings.topics.dead_letter, orjson.dumps(letter), key=record.key)
+        return self.settings.topics.dead_letter, record.key, orjson.dumps(letter)
 
-    def _observe(
-        self,
-        timestamps: list[int],
-        decisions: Counter[tuple[str, str]],
-        reasons: Counter[tuple[str, str]],
-        dead: Counter[str],
+    def _count(
+        self, consumer: AIOKafkaConsumer, parts: list[PartitionBatch], tallies: dict[TopicPartition, _Tally]
     ) -> None:
         m = self.metrics
-        acknowledged_ms = time.time() * 1000
-        for timestamp in timestamps:
-            m.latency.observe(max(0.0, (acknowledged_ms - timestamp) / 1000))
-        m.batch_size.observe(len(timestamps))
-        for (kind, outcome), n in decisions.items():
-            m.decisions.labels(kind, outcome).inc(n)
-        for (kind, reason_id), n in reasons.items():
-            m.reasons.labels(kind, reason_id).inc(n)
-        for topic, n in dead.items():
-            m.dead_letters.labels(topic).inc(n)
-
-    def _observe_lag(self, consumer: AIOKafkaConsumer, committed: dict[TopicPartition, int]) -> None:
-        for tp, offset in committed.items():
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset))
+        delivered_ms = time.time() * 1000
+        records = 0
+        for tp, tally in tallies.items():
+            m.consumed.labels(tally.kind).inc(len(tally.timestamps))
+            records += len(tally.timestamps)
+            for timestamp in tally.timestamps:
+                m.latency.observe(max(0.0, (delivered_ms - timestamp) / 1000))
+            for outcome, n in tally.outcomes.items():
+                m.decisions.labels(tally.kind, outcome).inc(n)
+            for reason_id, n in tally.reasons.items():
+                m.reasons.labels(tally.kind, reason_id).inc(n)
+            if tally.dead:
+                m.dead_letters.labels(tp.topic).inc(tally.dead)
+        m.batch_size.observe(records)
+        for part in parts:
+            highwater = consumer.highwater(part.tp)
+            if part.tp in tallies and highwater is not None:
+                m.lag.labels(part.tp.topic, str(part.tp.partition)).set(max(0, highwater - part.next_offset))
 
     def _table_changed(self, table: CodeTable) -> None:
         m = self.metrics
         m.code_table_codes.set(len(table))
-        m.code_table_offset.set(sum(self.follower._offsets.values()))
+        m.code_table_offset.set(self.follower.records_read)
         m.code_table_updated.set(self.follower.updated_at)
         m.code_table_invalid.set(self.follower.invalid_records)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Hands partitions over safely.
+
+    aiokafka guarantees that every member runs ``on_partitions_revoked`` before any member runs
+    ``on_partitions_assigned``, and that no records are fetched during either. On revocation we wait for
+    the in-flight batch (its transactions commit or abort), then close the partitions' producers. On
+    assignment we first open the producers (fencing any zombie that still holds the transactional ids and
+    aborting its open transaction), and only then read the committed offsets, which nothing can change
+    any more, and seek to them.
+    """
+
+    def __init__(self, worker: Worker, consumer: AIOKafkaConsumer, delivery: AtLeastOnce | ExactlyOnce) -> None:
+        self.worker = worker
+        self.consumer = consumer
+        self.delivery = delivery
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.worker._generation += 1  # the listener is part of the worker
+        async with self.worker._lock:
+            await self.delivery.revoked(list(revoked))
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                self.worker.metrics.lag.remove(tp.topic, str(tp.partition))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        assigned = list(assigned)
+        await self.delivery.assigned(assigned)
+        for tp in assigned:
+            committed = await self.consumer.committed(tp)
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+        log.info("assigned %d partition(s)", len(assigned))
+
+
+async def run_until_stopped(settings: Settings, stop: asyncio.Event, create_topics: bool = True) -> int:
+    """Run a worker until ``stop`` is set, then give it ``shutdown_timeout_s`` to finish; the exit code.
+
+    0 after a clean stop; 1 when the worker failed or did not stop in time (the failure is logged
+    without event content).
+    """
+    worker = Worker(settings, create_topics=create_topics)
+    task = asyncio.create_task(worker.run(stop), name="worker")
+    await _first(stop.wait(), asyncio.shield(task))
+    try:
+        await asyncio.wait_for(task, settings.shutdown_timeout_s)
+    except TimeoutError:
+        log.error("the worker did not stop within %d s", settings.shutdown_timeout_s)
+        return 1
+    except KafkaAccessError as err:
+        log.error("%s", err)
+        return 1
+    except KafkaError as err:
+        log.error("Kafka at %s: %s: %s", settings.bootstrap_servers, type(err).__name__, err)
+        return 1
+    log.info("worker stopped")
+    return 0
 
 
 async def _first(*waits: Any) -> bool:
