@@ -7,7 +7,6 @@ import dataclasses
 import re
 import shlex
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
@@ -286,4 +285,3 @@ def test_the_selector_scanner_finds_selectors_not_functions_labels_or_keywords()
 def test_the_processor_default_port_is_the_one_everything_uses():
     # Ports are compared with Settings' default everywhere above; this keeps the README in step too.
     assert f"`PROCESSOR_METRICS_PORT` (`{DEFAULTS.metrics_port}`)" in (ROOT / "README.md").read_text()
-    assert Path(DEPLOY / "Dockerfile").is_file()
