@@ -43,6 +43,7 @@ from processor.code_table.table import CodeTable
 from processor.config import Settings
 from processor.contracts import Undecodable, decode
 from processor.engine import decide
+from processor.engine.policy import load_policy
 from processor.engine.rules import Outcome
 from processor.kafka.clients import KafkaAccessError, check_access, client_options
 from processor.kafka.delivery import AtLeastOnce, DeliveryFailed, ExactlyOnce, PartitionBatch
@@ -75,6 +76,7 @@ class Worker:
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
         self.table = CodeTable()
+        self.policy = load_policy(settings.rules_file) if settings.rules_file else None
         self.follower = CodeTableFollower(settings, self.table, on_change=self._table_changed)
         self.health = HealthServer(self.metrics, is_alive=lambda: self._alive, is_ready=self.is_ready)
         self.metrics_port: int | None = None
@@ -186,7 +188,7 @@ class Worker:
                                      f"{self.settings.max_record_bytes}", decided_at)  # fmt: skip
         try:
             event = decode(record.value)
-            decision = decide(event, tally.kind, table)
+            decision = decide(event, tally.kind, table, self.policy)
             source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
             value = orjson.dumps(decision.as_record(event, decided_at, source))
         except Undecodable as err:
