@@ -1,0 +1,206 @@
+"""The whole ``processor bench`` run: broker, data, code table, every variant, the report.
+
+The broker: the one named by ``--bootstrap-servers`` or ``KAFKA_BOOTSTRAP_SERVERS``; when neither is given,
+the project's ``LocalBroker`` (Kafka from the jars, on free loopback ports), which is stopped and deleted at
+the end. Nothing else is started but the measured processes, each stopped when its variant is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from processor.bench import machine, report
+from processor.bench.data import BenchData
+from processor.bench.progress import Progress
+from processor.bench.runner import CEILING, FAUST, Variant, processor_variant, run_variant, settings_env
+from processor.config import Settings, Topics
+from processor.kafka.topics import CODE_TABLE_CONFIG
+
+VARIANT_NAMES = ("engine", "ceiling", "exactly_once", "at_least_once", "faust")
+
+
+@dataclass
+class BenchOptions:
+    events: int = 100_000
+    warmup: int | None = None  # default: a tenth of ``events``, at least 200
+    latency_seconds: float = 10.0
+    workers: list[int] = field(default_factory=lambda: [1, 2])
+    only: set[str] = field(default_factory=lambda: set(VARIANT_NAMES))
+    partitions: int = 6
+    seed: int = 7
+    results_dir: Path = Path("bench-results")
+    json_path: Path | None = None
+    chart: bool = True
+
+    @property
+    def warmup_events(self) -> int:
+        return self.warmup if self.warmup is not None else max(200, self.events // 10)
+
+
+def run_bench(settings: Settings, options: BenchOptions, use_local_broker: bool) -> int:
+    """Run everything; prints the report on stdout; returns 0 when every variant was measured."""
+    broker = None
+    if use_local_broker:
+        from processor.kafka.broker import LocalBroker
+
+        print("starting a local Kafka broker (stopped at the end)", file=sys.stderr, flush=True)
+        broker = LocalBroker()
+        settings = replace(settings, bootstrap_servers=broker.start())
+    try:
+        results = asyncio.run(_run(settings, options, "local" if broker else "given"))
+    finally:
+        if broker is not None:
+            broker.remove()
+    return 1 if any("error" in v for v in results["variants"].values()) else 0
+
+
+def _broker_variants(options: BenchOptions) -> list[Variant]:
+    variants = []
+    if "ceiling" in options.only:
+        variants.append(CEILING)
+    if "exactly_once" in options.only:
+        variants += [processor_variant("exactly_once", n) for n in options.workers]
+    if "at_least_once" in options.only:
+        variants.append(processor_variant("at_least_once", 1))
+    if "faust" in options.only:
+        variants.append(FAUST)
+    return variants
+
+
+async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    run_id = uuid.uuid4().hex[:8]
+    settings = replace(
+        settings,
+        partitions=options.partitions,
+        topics=replace(Topics(), code_table=f"bench-{run_id}.code-table"),
+    )
+    log_dir = options.results_dir / "logs" / stamp
+    log_dir.mkdir(parents=True, exist_ok=True)
+    variants = _broker_variants(options)
+    progress = Progress(steps=3 + len(variants) + ("engine" in options.only))
+    results: dict[str, Any] = {
+        "schema": 1,
+        "started_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "machine": machine.describe(),
+        "broker": {"kind": broker_kind, "bootstrap_servers": settings.bootstrap_servers},
+        "sizes": {
+            "events": options.events,
+            "warmup_events": options.warmup_events,
+            "latency_seconds": options.latency_seconds,
+            "partitions": options.partitions,
+            "seed": options.seed,
+            "batch_max_records": settings.batch_max_records,
+            "linger_ms": settings.linger_ms,
+        },
+        "variants": {},
+    }
+
+    progress.begin("data")
+    progress.phase(f"generating {options.events + options.warmup_events:,} claims and orders")
+    data = BenchData.make(options.events, options.warmup_events, options.seed)
+
+    progress.begin("code table")
+    results["code_table"] = await _code_table(settings, progress)
+    try:
+        if "engine" in options.only:
+            progress.begin("engine alone")
+            progress.phase("decode, decide, serialize with no broker")
+            results["variants"]["engine"] = _engine_alone(data)
+        for variant in variants:
+            progress.begin(variant.label)
+            try:
+                results["variants"][variant.id] = await run_variant(
+                    variant, settings, run_id, data, options.latency_seconds, progress, log_dir
+                )
+            except Exception as err:  # one variant failing must not lose the others' figures
+                progress.note(f"failed: {err}")
+                results["variants"][variant.id] = {"label": variant.label, "error": str(err)}
+    finally:
+        await _delete_topic(settings, settings.topics.code_table)
+
+    progress.begin("report")
+    ready = [v.get("rss_ready_mb") for k, v in results["variants"].items() if k.startswith("processor_")]
+    results["code_table"]["worker_rss_ready_mb"] = max((r for r in ready if r), default=None)
+    results["load_average_end"] = machine.load_average()
+    results["ratios"] = report.ratios(results["variants"])
+    results["goals"] = report.goals(results)
+    json_path = options.results_dir / f"bench-{stamp}.json"
+    report.write_json(results, json_path, *([options.json_path] if options.json_path else []))
+    if options.chart:
+        chart_path = json_path.with_suffix(".png")
+        report.chart(results, chart_path)
+        results["chart"] = str(chart_path)
+    progress.finish()
+    print(report.table(results))
+    print(f"\nJSON: {json_path}" + (f" and {options.json_path}" if options.json_path else ""))
+    if options.chart:
+        print(f"Chart: {results['chart']}")
+    print(f"Logs of the measured processes: {log_dir}")
+    return results
+
+
+async def _code_table(settings: Settings, progress: Progress) -> dict[str, Any]:
+    """Publish the default table and the demo rows to the run's code-table topic; time a follower loading it."""
+    from processor.check import DEMO_CODES
+    from processor.code_table.csv_rows import read_csv
+    from processor.code_table.publish import publish
+    from processor.code_table.releases import default_records
+
+    progress.phase("reading the default ICD-10-CM releases")
+    records = [*default_records(), *read_csv(DEMO_CODES)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="bench-admin")
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(settings.topics.code_table, 1, 1, topic_configs=CODE_TABLE_CONFIG)])
+    finally:
+        await admin.close()
+    progress.phase(f"publishing {len(records):,} code-table records")
+    started = time.monotonic()
+    await publish(settings, records, lambda n: progress.update(n, len(records), "records"))
+    publish_s = time.monotonic() - started
+    progress.phase("a follower loads the table from the topic")
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "processor.bench.code_table_cost"],
+        env=settings_env(settings),
+        capture_output=True,
+        check=True,
+    )
+    return {"records": len(records), "publish_s": round(publish_s, 2), **orjson.loads(out.stdout)}
+
+
+def _engine_alone(data: BenchData) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        path = Path(tmp) / "events.lines"
+        data.write_lines(path)
+        out = subprocess.run(
+            [sys.executable, "-m", "processor.bench.engine_alone", str(path), "--warmup", str(len(data.warmup))],
+            capture_output=True,
+            check=True,
+        )
+    result = orjson.loads(out.stdout)
+    return {"label": "engine alone (no broker)", "processes": 1, **result}
+
+
+async def _delete_topic(settings: Settings, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="bench-admin")
+    with contextlib.suppress(Exception):
+        await admin.start()
+        await admin.delete_topics([topic])
+    with contextlib.suppress(Exception):
+        await admin.close()

@@ -1,0 +1,92 @@
+"""The events every variant sees: generated once, serialized once, then produced to fresh topics per run.
+
+``BenchData`` holds three lists of ``(kind, key, value)`` with unique keys (the claim or order id, which
+the worker, the ceiling loop and the Faust agent all use as the output key, so that the observer can count
+distinct decisions and match each to its input without parsing it):
+
+- ``warmup``: consumed first and not timed (connections, metadata, first batches, group joins);
+- ``backlog``: the timed drain;
+- ``latency``: produced at a fixed rate afterwards, for the latency phase (the same events with new ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from processor.config import Settings
+from processor.samples import generate
+
+Record = tuple[str, bytes, bytes]  # kind, key, value
+ID_FIELD = {"claim": "claim_id", "order": "order_id"}
+
+
+@dataclass
+class BenchData:
+    warmup: list[Record]
+    backlog: list[Record]
+    seed: int
+
+    @classmethod
+    def make(cls, events: int, warmup: int, seed: int = 7) -> BenchData:
+        """``warmup + events`` realistic claims and orders (about 30 % orders, 20 % with a mistake)."""
+        records = [_record(kind, event) for kind, event in generate(warmup + events, seed=seed)]
+        return cls(warmup=records[:warmup], backlog=records[warmup:], seed=seed)
+
+    def latency_events(self, count: int) -> list[Record]:
+        """``count`` events for the latency phase: backlog events again, with ids no other record has."""
+        out = []
+        source = self.backlog or self.warmup
+        for i in range(count):
+            kind, _, value = source[i % len(source)]
+            event = orjson.loads(value)
+            event[ID_FIELD[kind]] = f"LAT{i:010d}"
+            out.append(_record(kind, event))
+        return out
+
+    def write_lines(self, path: Path) -> None:
+        """Warm-up then backlog as lines ``KIND VALUE`` for the engine-alone process."""
+        with path.open("wb") as out:
+            for kind, _, value in [*self.warmup, *self.backlog]:
+                out.write(kind.encode() + b" " + value + b"\n")
+
+
+def _record(kind: str, event: dict[str, Any]) -> Record:
+    return kind, event[ID_FIELD[kind]].encode(), orjson.dumps(event)
+
+
+def topic_of(settings: Settings, kind: str) -> str:
+    return settings.topics.claims if kind == "claim" else settings.topics.orders
+
+
+async def produce(settings: Settings, records: Sequence[Record], progress: Callable[[int], None] | None = None) -> None:
+    """Send records to the input topics as fast as the broker takes them (acks=all), and wait for all."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id="bench-loader",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=10,
+        max_batch_size=1_048_576,
+    )
+    await producer.start()
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for n, (kind, key, value) in enumerate(records, start=1):
+            pending.append(await producer.send(topic_of(settings, kind), value, key=key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if progress is not None:
+                    progress(n)
+        await asyncio.gather(*pending)
+        if progress is not None:
+            progress(len(records))
+    finally:
+        await producer.stop()

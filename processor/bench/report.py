@@ -1,0 +1,164 @@
+"""The report: a table and the ratios on stdout, the JSON for comparing runs, and a PNG chart."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+# The goals of issue 5, on a 2-core machine with the broker on the same box.
+GOALS = {
+    "exactly_once_vs_ceiling": ("processor exactly-once / ceiling", ">=", 0.8),
+    "exactly_once_vs_faust": ("processor exactly-once / faust", ">=", 10.0),
+    "exactly_once_p99_ms": ("p99 latency at half the maximum rate (ms)", "<=", 100.0),
+    "code_table_bootstrap_s": ("full default table loaded (s)", "<=", 3.0),
+    "worker_peak_rss_mb": ("worker peak RSS (MB)", "<=", 200.0),
+}
+
+
+def ratios(variants: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """Throughput ratios between variants (None where a variant is missing or failed)."""
+
+    def rate(name: str) -> float | None:
+        value = variants.get(name, {}).get("events_per_s")
+        return value if value else None
+
+    def ratio(a: str, b: str) -> float | None:
+        x, y = rate(a), rate(b)
+        return round(x / y, 3) if x and y else None
+
+    out = {
+        "exactly_once_vs_ceiling": ratio("processor_exactly_once", "ceiling"),
+        "exactly_once_vs_faust": ratio("processor_exactly_once", "faust"),
+        "at_least_once_vs_ceiling": ratio("processor_at_least_once", "ceiling"),
+        "at_least_once_vs_faust": ratio("processor_at_least_once", "faust"),
+        "exactly_once_vs_engine": ratio("processor_exactly_once", "engine"),
+    }
+    for name in variants:
+        if name.startswith("processor_exactly_once_") and name.endswith("_workers"):
+            workers = name.removeprefix("processor_exactly_once_").removesuffix("_workers")
+            out[f"exactly_once_{workers}_workers_vs_1"] = ratio(name, "processor_exactly_once")
+    return out
+
+
+def goals(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each goal of the issue with the value reached and whether it is met (None: not measured)."""
+    variants = results["variants"]
+    eos = variants.get("processor_exactly_once", {})
+    values = {
+        "exactly_once_vs_ceiling": results["ratios"].get("exactly_once_vs_ceiling"),
+        "exactly_once_vs_faust": results["ratios"].get("exactly_once_vs_faust"),
+        "exactly_once_p99_ms": (eos.get("latency_ms") or {}).get("p99"),
+        "code_table_bootstrap_s": (results.get("code_table") or {}).get("bootstrap_s"),
+        "worker_peak_rss_mb": eos.get("peak_rss_mb"),
+    }
+    out = {}
+    for name, (what, op, target) in GOALS.items():
+        value = values[name]
+        met = None if value is None else (value >= target if op == ">=" else value <= target)
+        out[name] = {"what": what, "target": f"{op} {target:g}", "value": value, "met": met}
+    return out
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The printed report."""
+    m = results["machine"]
+    s = results["sizes"]
+    lines = [
+        f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB, Python {m['python']}; "
+        f"load average {m['load_average']} at start, {results.get('load_average_end')} at end",
+        f"Broker: {results['broker']['kind']} at {results['broker']['bootstrap_servers']}; "
+        f"{s['events']:,} events timed after {s['warmup_events']:,} warm-up, {s['partitions']} partitions, "
+        f"latency at half of each variant's rate for {s['latency_seconds']:g} s",
+        "",
+        f"{'variant':<34}{'events/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}",
+    ]
+    for name, v in results["variants"].items():
+        label = v.get("label", name)
+        if "error" in v:
+            lines.append(f"{label:<34}  failed: {v['error']}")
+            continue
+        lat = v.get("latency_ms") or {}
+        rss = v.get("peak_rss_mb")
+        rss_text = _fmt(rss) + (f" (x{v['processes']})" if v.get("processes", 1) > 1 else "")
+        lines.append(
+            f"{label:<34}{_fmt(v.get('events_per_s')):>11}{_fmt(lat.get('p50'), 1):>9}"
+            f"{_fmt(lat.get('p99'), 1):>9}{rss_text:>13}"
+        )
+    ct = results.get("code_table") or {}
+    if ct:
+        lines += [
+            "",
+            f"Code table: {_fmt(ct.get('codes'))} code versions; published in {_fmt(ct.get('publish_s'), 1)} s; "
+            f"a follower loads it in {_fmt(ct.get('bootstrap_s'), 2)} s and holds "
+            f"{_fmt(ct.get('rss_loaded_mb'))} MB ({_fmt(ct.get('rss_before_mb'))} MB before loading); "
+            f"a ready worker: {_fmt(ct.get('worker_rss_ready_mb'))} MB",
+        ]
+    lines += ["", "Ratios (throughput):"]
+    for name, value in results["ratios"].items():
+        lines.append(f"  {name:<36}{_fmt(value, 2):>8}")
+    lines += ["", "Goals (issue 5):"]
+    for g in results["goals"].values():
+        verdict = {True: "met", False: "missed", None: "not measured"}[g["met"]]
+        value = g["value"]
+        lines.append(f"  {g['what']:<44}{_fmt(value, 2):>10}  {g['target']:<8} {verdict}")
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Any], *paths: Path) -> None:
+    data = orjson.dumps(results, option=orjson.OPT_INDENT_2)
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data + b"\n")
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    """Two panels: throughput (events/s) and latency (p50 and p99, ms, log scale), one bar per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = {k: v for k, v in results["variants"].items() if "error" not in v}
+    labels = [v.get("label", k) for k, v in variants.items()]
+    rates = [v.get("events_per_s") or 0 for v in variants.values()]
+    p50 = [(v.get("latency_ms") or {}).get("p50") or float("nan") for v in variants.values()]
+    p99 = [(v.get("latency_ms") or {}).get("p99") or float("nan") for v in variants.values()]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.6 * len(labels) + 2.2))
+    y = range(len(labels))
+    bars = left.barh(list(y), rates, color="#3b6ea8")
+    left.bar_label(bars, labels=[f"{r:,.0f}" for r in rates], padding=3, fontsize=8)
+    left.set_yticks(list(y), labels)
+    left.invert_yaxis()
+    left.set_xlabel("events per second (drain of a backlog)")
+    left.set_title("Throughput")
+    left.margins(x=0.18)
+    height = 0.4
+    right.barh([i - height / 2 for i in y], p50, height, label="p50", color="#7fb069")
+    right.barh([i + height / 2 for i in y], p99, height, label="p99", color="#d1495b")
+    right.set_yticks(list(y), [""] * len(labels))
+    right.invert_yaxis()
+    right.set_xscale("log")
+    right.set_xlabel("ms from produce to decision visible (read_committed), at half of each rate")
+    right.set_title("Latency")
+    right.legend(loc="lower right")
+    m = results["machine"]
+    fig.suptitle(
+        f"processor bench {results['started_at']} · {m['cores']} cores, {m['cpu_model']} · "
+        f"{results['sizes']['events']:,} events · load avg {m['load_average']}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
