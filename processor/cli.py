@@ -130,7 +130,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _run_processes(args.workers, settings)
     from processor.kafka.worker import run_until_stopped
 
-    return asyncio.run(run_until_stopped(settings, _stop_event(), create_topics=not args.no_create_topics))
+    async def main() -> int:
+        return await run_until_stopped(settings, _stop_event(), create_topics=not args.no_create_topics)
+
+    return asyncio.run(main())
 
 
 def _run_processes(count: int, settings: Settings) -> int:

@@ -279,13 +279,16 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         assigned = list(assigned)
-        await self.delivery.assigned(assigned)
-        for tp in assigned:
-            committed = await self.consumer.committed(tp)
-            if committed is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, committed)
+        worker = self.worker
+        async with worker._lock:  # no batch is decided or delivered while producers open and offsets move
+            worker._generation += 1  # records fetched before the seek below are dropped
+            await self.delivery.assigned(assigned)
+            for tp in assigned:
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
         log.info("assigned %d partition(s)", len(assigned))
 
 
