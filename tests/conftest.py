@@ -108,6 +108,10 @@ SMALL_TABLE = [
     *with_attributes(rows(("ACME-INTERNAL", "X100", True, "2024-01-01", None)), maps_to="99213", maps_to_system="CPT"),
     *rows(("ACME-INTERNAL", "X200", True, "2024-01-01", None)),
     *with_attributes(rows(("ACME-INTERNAL", "X300", True, "2024-01-01", None)), maps_to="CPT:99999"),
+]
+
+# The policy records of the small table: releases loaded and the dates each covers, coverage, NCCI, MUE.
+SMALL_POLICY = [
     # Releases loaded, with the dates each covers: ICD-10-CM FY2025 and FY2026, HCPCS for 2024-2026.
     policy_record(RELEASE, "ICD-10-CM:FY2025", "2024-10-01", "2025-09-30", {"system": "ICD-10-CM"}, "ICD-10-CM FY2025"),
     policy_record(RELEASE, "ICD-10-CM:FY2026", "2025-10-01", "2026-09-30", {"system": "ICD-10-CM"}, "ICD-10-CM FY2026"),
@@ -138,7 +142,7 @@ SMALL_TABLE = [
 
 @pytest.fixture
 def small_table() -> CodeTable:
-    return CodeTable("test").load(SMALL_TABLE)
+    return CodeTable("test").load([*SMALL_TABLE, *SMALL_POLICY])
 
 
 def a_claim(**changes: object) -> dict:

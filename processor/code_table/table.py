@@ -92,6 +92,8 @@ class CodeTable:
         self._supports: dict[tuple[str, str], dict[str, tuple]] = {}  # (system, code) -> key -> (lo, hi, from, to)
         self._pairs: dict[tuple[str, str], dict[str, tuple]] = {}  # (col1, col2) -> key -> (indicator, from, to)
         self._mue: dict[str, dict[str, tuple]] = {}  # code -> key -> (max units, from, to)
+        # (system, day) -> covers_date answer: a few hundred days a year, asked for every code of every event.
+        self._covered: dict[tuple[str, str], bool | None] = {}
 
     def __len__(self) -> int:
         """The number of code versions held (policy records not counted)."""
@@ -114,10 +116,12 @@ class CodeTable:
 
     def covers_date(self, system: str, day: str) -> bool | None:
         """Whether a loaded release of ``system`` covers ``day``; None when no release of it is declared."""
-        releases = self._releases.get(system)
-        if not releases:
-            return None
-        return any(first <= day <= last for first, last, _ in releases.values())
+        answer = self._covered.get((system, day), self)
+        if answer is self:
+            releases = self._releases.get(system)
+            answer = any(first <= day <= last for first, last, _ in releases.values()) if releases else None
+            self._covered[(system, day)] = answer
+        return answer  # type: ignore[return-value]
 
     def releases(self, system: str) -> list[tuple[str, str, str]]:
         """The declared releases of ``system`` as ``(name, first day, last day)``, oldest first."""
@@ -197,6 +201,8 @@ class CodeTable:
 
     def _apply_policy(self, kind: str, key: str, record: dict[str, Any] | None) -> None:
         entry = None if record is None else self._policy_entry(kind, record)  # validate before removing
+        if kind == RELEASE:
+            self._covered.clear()
         held = self._policy.pop(key, None)
         if held is not None:
             index, subject = held

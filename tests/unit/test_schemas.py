@@ -11,7 +11,7 @@ from processor.code_table.cms_files import ReleaseCode
 from processor.code_table.releases import icd10cm_records
 from processor.contracts import SCHEMA_BASE_URI, load_schema, schema_dir
 from processor.engine import decide
-from tests.conftest import SMALL_TABLE
+from tests.conftest import SMALL_POLICY, SMALL_TABLE
 
 NAMES = sorted(p.name.removesuffix(".schema.json") for p in schema_dir().glob("*.schema.json"))
 
@@ -46,7 +46,7 @@ def test_decisions_match_the_decision_schema(small_table):
 
 
 def test_code_table_records_match_their_schema():
-    for _key, record in SMALL_TABLE:
+    for _key, record in [*SMALL_TABLE, *SMALL_POLICY]:
         validator("code-table-record").validate(record)
     older = {"E119": ReleaseCode(True, "Type 2 diabetes mellitus without complications"),
              "B880": ReleaseCode(True, "Other acariasis")}  # fmt: skip
