@@ -160,6 +160,7 @@ class ExactlyOnce:
                 await producer.send(topic, value, key=key)
             await producer.send_offsets_to_transaction({batch.tp: batch.next_offset}, self.settings.group_id)
             await producer.commit_transaction()
+            log.debug("committed %s offsets %d..%d", batch.tp, batch.first_offset, batch.next_offset - 1)
         except (ProducerFenced, InvalidProducerEpoch):
             # Another producer took over this transactional id (a new owner of the partition), or the
             # broker aborted a transaction that outlived transaction.timeout.ms. Either way only the group

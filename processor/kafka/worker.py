@@ -91,7 +91,11 @@ class Worker:
         self._alive = False
         self._consuming = False
         self._lock = asyncio.Lock()  # held while a batch is decided and delivered
-        self._generation = 0  # bumped when partitions are revoked
+        self._generation = 0  # bumped on every rebalance: batches fetched before it are stale
+        # Per assigned partition, the offset of the next record to decide: the committed offset after an
+        # assignment, then the end of each delivered batch. A stale batch is dropped and the partition
+        # rewound here, so the records decided are always the contiguous run after the committed offset.
+        self._next: dict[TopicPartition, int] = {}
 
     def is_ready(self) -> bool:
         """True once the code table is loaded and the worker consumes."""
@@ -136,8 +140,12 @@ class Worker:
                 if not batches:
                     continue
                 async with self._lock:
-                    if generation == self._generation:  # else: fetched before a rebalance; read again
+                    if generation == self._generation:
                         await self._handle(consumer, delivery, batches)
+                    else:  # fetched before a rebalance: read these partitions again from where they stand
+                        for tp in batches:
+                            if tp in self._next:
+                                consumer.seek(tp, self._next[tp])
         finally:
             self._consuming = False
             self.metrics.ready.set(0)
@@ -161,7 +169,7 @@ class Worker:
         parts: list[PartitionBatch] = []
         tallies: dict[TopicPartition, _Tally] = {}
         for tp, records in batches.items():
-            if not delivery.owns(tp):
+            if not delivery.owns(tp) or tp not in self._next:
                 continue
             part = PartitionBatch(tp, records[0].offset, records[-1].offset + 1)
             tally = tallies[tp] = _Tally(self._kind_of[tp.topic])
@@ -175,6 +183,9 @@ class Worker:
             for part in failure.batches:
                 tallies.pop(part.tp, None)
                 consumer.seek(part.tp, part.first_offset)
+        for part in parts:
+            if part.tp in tallies and part.tp in self._next:
+                self._next[part.tp] = part.next_offset
         self._count(consumer, parts, tallies)
 
     def _outcome(
@@ -273,6 +284,8 @@ class _Rebalance(ConsumerRebalanceListener):
         self.worker._generation += 1  # the listener is part of the worker
         async with self.worker._lock:
             await self.delivery.revoked(list(revoked))
+            for tp in revoked:
+                self.worker._next.pop(tp, None)
         for tp in revoked:
             with contextlib.suppress(KeyError):
                 self.worker.metrics.lag.remove(tp.topic, str(tp.partition))
@@ -287,8 +300,10 @@ class _Rebalance(ConsumerRebalanceListener):
                 committed = await self.consumer.committed(tp)
                 if committed is None:
                     await self.consumer.seek_to_beginning(tp)
+                    committed = await self.consumer.position(tp)
                 else:
                     self.consumer.seek(tp, committed)
+                worker._next[tp] = committed
         log.info("assigned %d partition(s)", len(assigned))
 
 

@@ -34,7 +34,7 @@ def start_worker(settings: Settings, log: Path, **env: str) -> subprocess.Popen[
         **env,
     }
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "processor", "run"], env=environment, stdout=out, stderr=out)
+        return subprocess.Popen([sys.executable, "-m", "processor", "-v", "run"], env=environment, stdout=out, stderr=out)
 
 
 def wait_for_log(log: Path, text: str, timeout: float = 90.0, after: int = 0) -> None:
@@ -124,7 +124,7 @@ async def outputs_by_source(settings: Settings) -> list[tuple[tuple[str, int, in
         partitions = await partitions_of(consumer, topics.accepted, topics.returned, topics.needs_review,
                                          topics.dead_letter, timeout=30)  # fmt: skip
         consumer.assign(partitions)
-        end = await consumer.end_offsets(partitions)  # the last stable offsets, under read_committed
+        end = await _settled_end_offsets(settings, partitions)
         found = []
         while [tp for tp, offset in end.items() if await consumer.position(tp) < offset]:
             for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
@@ -137,14 +137,48 @@ async def outputs_by_source(settings: Settings) -> list[tuple[tuple[str, int, in
         await consumer.stop()
 
 
+async def _settled_end_offsets(settings: Settings, partitions: list, timeout: float = 60.0) -> dict:
+    """End offsets once no transaction is open on ``partitions`` (last stable offset = high watermark).
+
+    A transaction's offsets can be visible in the group before the coordinator has written its commit
+    markers to every output partition; reading before that would miss committed records.
+    """
+    committed = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed")
+    uncommitted = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    await committed.start()
+    await uncommitted.start()
+    try:
+        deadline = time.monotonic() + timeout
+        interval = 0.1
+        while True:
+            stable = await committed.end_offsets(partitions)
+            if stable == await uncommitted.end_offsets(partitions):
+                return stable
+            if time.monotonic() > deadline:
+                raise AssertionError("transactions still open on the output topics")
+            await asyncio.sleep(interval)
+            interval = min(interval * 2, 1.0)
+    finally:
+        await committed.stop()
+        await uncommitted.stop()
+
+
 def assert_exactly_once(found: list[tuple[tuple[str, int, int], str | None]], inputs: set[tuple[str, int, int]],
                         records: list[tuple[str, bytes | None, bytes]]) -> None:  # fmt: skip
     """One output per input record: none lost, none twice (by coordinates and by event id)."""
     sources = [source for source, _ in found]
     duplicates = len(sources) - len(set(sources))
     lost = inputs - set(sources)
-    assert not duplicates and not lost, f"{duplicates} duplicated, {len(lost)} lost of {len(inputs)}"
+    assert not duplicates and not lost, f"{duplicates} duplicated, {len(lost)} lost of {len(inputs)}: {_ranges(lost)}"
     assert len(found) == len(records)
     ids = [event_id for _, event_id in found if event_id is not None]
     expected = {key.decode() for _, key, _ in records if key is not None}
     assert len(ids) == len(set(ids)) and set(ids) == expected
+
+
+def _ranges(coordinates: set[tuple[str, int, int]]) -> str:
+    """Lost records as offset ranges per partition, to see which batches went missing."""
+    by_partition: dict[tuple[str, int], list[int]] = {}
+    for topic, partition, offset in coordinates:
+        by_partition.setdefault((topic, partition), []).append(offset)
+    return "; ".join(f"{t}[{p}] {min(o)}..{max(o)} ({len(o)})" for (t, p), o in sorted(by_partition.items()))
