@@ -15,14 +15,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from processor.config import Settings
+from processor.kafka.clients import client_options
 from processor.kafka.topics import partitions_of
 
 
 async def held_records(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every record the code-table topic holds now, by key (the latest value of each key; none deleted)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=f"{settings.client_id}-loader",
+        **client_options(settings, "loader"),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
