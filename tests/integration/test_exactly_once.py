@@ -61,7 +61,7 @@ async def test_broker_restart_mid_stream(tmp_path):
     from processor.config import Settings, Topics
 
     broker = LocalBroker()
-    broker.start()
+    await asyncio.to_thread(broker.start)  # start() waits for the broker with its own event loop
     try:
         settings = Settings(bootstrap_servers=broker.bootstrap_servers, group_id="restart.group",
                             topics=Topics().with_prefix("restart."), partitions=3)  # fmt: skip
