@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,10 @@ class BenchOptions:
 
 def run_bench(settings: Settings, options: BenchOptions, use_local_broker: bool) -> int:
     """Run everything; prints the report on stdout; returns 0 when every variant was measured."""
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through every finally: measured processes and the broker stop
+
+    signal.signal(signal.SIGTERM, interrupted)
     broker = None
     if use_local_broker:
         from processor.kafka.broker import LocalBroker
@@ -140,11 +145,11 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
     results["ratios"] = report.ratios(results["variants"])
     results["goals"] = report.goals(results)
     json_path = options.results_dir / f"bench-{stamp}.json"
-    report.write_json(results, json_path, *([options.json_path] if options.json_path else []))
     if options.chart:
         chart_path = json_path.with_suffix(".png")
         report.chart(results, chart_path)
         results["chart"] = str(chart_path)
+    report.write_json(results, json_path, *([options.json_path] if options.json_path else []))
     progress.finish()
     print(report.table(results))
     print(f"\nJSON: {json_path}" + (f" and {options.json_path}" if options.json_path else ""))

@@ -1,0 +1,61 @@
+"""Smoke test of ``processor bench``: with tiny sizes against the session's broker, every variant runs and
+the JSON report has its figures. Not a timed test: no number is compared with a goal here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.kafka
+
+VARIANTS = {
+    "engine",
+    "ceiling",
+    "processor_exactly_once",
+    "processor_exactly_once_2_workers",
+    "processor_at_least_once",
+    "faust",
+}
+
+
+def test_bench_measures_every_variant_and_writes_json_and_chart(kafka_bootstrap: str, tmp_path: Path) -> None:
+    json_path = tmp_path / "bench.json"
+    command = [
+        sys.executable, "-m", "processor", "bench", "--quick", "--events", "1000", "--latency-seconds", "1",
+        "--json", str(json_path), "--results-dir", str(tmp_path / "results"),
+    ]  # fmt: skip
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+
+    results = orjson.loads(json_path.read_bytes())
+    assert {"machine", "broker", "sizes", "variants", "ratios", "goals", "code_table"} <= set(results)
+    assert results["broker"]["bootstrap_servers"] == kafka_bootstrap  # used the broker it was given
+    assert results["machine"]["cores"] >= 1
+    assert set(results["variants"]) == VARIANTS
+    for name, variant in results["variants"].items():
+        assert "error" not in variant, f"{name}: {variant.get('error')}"
+        assert variant["events_per_s"] > 0, name
+        latency = variant["latency_ms"]
+        assert latency["count"] > 0, name
+        assert 0 <= latency["p50"] <= latency["p99"] <= latency["max"], name
+        assert variant["peak_rss_mb"] > 0, name
+    assert results["variants"]["processor_exactly_once_2_workers"]["processes"] == 2
+    for ratio in ("exactly_once_vs_ceiling", "exactly_once_vs_faust", "at_least_once_vs_ceiling"):
+        assert results["ratios"][ratio] > 0, ratio
+
+    table = results["code_table"]
+    assert table["codes"] > 90_000  # the full default ICD-10-CM table
+    assert table["bootstrap_s"] > 0
+    assert table["rss_loaded_mb"] > table["rss_before_mb"]
+
+    chart = Path(results["chart"])
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Ratios" in done.stdout and "processor exactly-once" in done.stdout
+    # the timestamped copy in --results-dir holds the same figures
+    assert list((tmp_path / "results").glob("bench-*.json"))
