@@ -257,7 +257,9 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
 
     from processor.bench.bench import VARIANT_NAMES, BenchOptions, run_bench
 
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries right after topic creation are expected
+    # Fresh topics per variant: metadata misses and retries right after creation are expected, not news.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("processor.kafka.topics").setLevel(logging.WARNING)
 
     only = set(args.only.split(",")) if args.only else set(VARIANT_NAMES)
     if only - set(VARIANT_NAMES):
