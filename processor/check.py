@@ -19,6 +19,7 @@ from processor.code_table.releases import default_records
 from processor.code_table.table import CodeTable
 from processor.contracts import Undecodable, decode, infer_kind
 from processor.engine import Policy, decide
+from processor.engine.duplicates import SeenClaims
 
 DEMO_CODES = Path(__file__).parent / "code_table" / "demo-codes.csv"
 
@@ -36,10 +37,16 @@ def build_table(csv_files: Iterable[Path] = (), default: bool = True) -> CodeTab
 
 
 def check_lines(
-    lines: Iterable[bytes], table: CodeTable, decided_at: str, policy: Policy | None = None
+    lines: Iterable[bytes],
+    table: CodeTable,
+    decided_at: str,
+    policy: Policy | None = None,
+    duplicate_window_days: int = 30,
 ) -> Iterator[dict[str, Any]]:
     """One output record per input line (blank lines are skipped but keep their numbers); ``policy`` is the
-    payer's rules file (None: the rules' defaults, as the worker uses without ``PROCESSOR_RULES_FILE``)."""
+    payer's rules file (None: the rules' defaults, as the worker uses without ``PROCESSOR_RULES_FILE``).
+    Claims repeated within the file are duplicates, as the worker finds them within a claims partition."""
+    seen = SeenClaims(duplicate_window_days * 86_400_000) if duplicate_window_days > 0 else None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -51,7 +58,8 @@ def check_lines(
         except Undecodable as err:
             yield {"line": number, "outcome": "undecodable", "error": str(err)}
             continue
-        yield decide(event, kind, table, policy).as_record(event, decided_at, {"line": number})
+        duplicate = seen.check(event, f"line:{number}")[0] if seen is not None and kind == "claim" else None
+        yield decide(event, kind, table, policy, duplicate).as_record(event, decided_at, {"line": number})
 
 
 def write_results(results: Iterable[dict[str, Any]], out: Any) -> Counter[str]:

@@ -174,7 +174,9 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     policy = load_policy(rules) if rules else None
     source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
     try:
-        counts = write_results(check_lines(source, table, now_iso(), policy), sys.stdout.buffer)
+        counts = write_results(
+            check_lines(source, table, now_iso(), policy, settings.duplicate_window_days), sys.stdout.buffer
+        )
     finally:
         if source is not sys.stdin.buffer:
             source.close()

@@ -29,6 +29,8 @@ class Topics:
     returned: str = "decisions.returned"
     needs_review: str = "decisions.needs-review"
     dead_letter: str = "dead-letter"
+    # The changelog of claims seen within the duplicate window (compacted, one partition per claims partition).
+    seen_claims: str = "claims-seen"
 
     def with_prefix(self, prefix: str) -> Topics:
         """The same topics with names prefixed (tests use a fresh prefix per test)."""
@@ -103,6 +105,8 @@ class Settings:
     max_record_bytes: int = 262_144
     # On SIGTERM: how long the worker may take to finish its batch, commit and close.
     shutdown_timeout_s: int = 30
+    # Claims repeated within this many days are duplicates (exact: returned; suspect: review); 0 turns it off.
+    duplicate_window_days: int = 30
     # A TOML file that changes rule outcomes per payer (see README, "Configuring rules"); None: defaults.
     rules_file: str | None = None
 

@@ -53,6 +53,7 @@ class BenchOptions:
 
 def run_bench(settings: Settings, options: BenchOptions, use_local_broker: bool) -> int:
     """Run everything; prints the report on stdout; returns 0 when every variant was measured."""
+
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through every finally: measured processes and the broker stop
 

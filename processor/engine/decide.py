@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from processor import code_systems as codes
 from processor.code_table.table import CodeTable, CodeVersion, in_range
 from processor.contracts import event_id, schema_problems
+from processor.engine.duplicates import Duplicate
 from processor.engine.policy import DEFAULT_POLICY, Policy
 from processor.engine.rules import RULES, SEVERITY, Outcome
 
@@ -83,12 +84,22 @@ class Decision:
         return record
 
 
-def decide(event: dict[str, Any], kind: str, table: CodeTable, policy: Policy | None = None) -> Decision:
+def decide(
+    event: dict[str, Any],
+    kind: str,
+    table: CodeTable,
+    policy: Policy | None = None,
+    duplicate: Duplicate | None = None,
+) -> Decision:
     """Decide one claim (``kind="claim"``) or lab order (``kind="order"``) against ``table``.
 
     ``policy`` gives each rule's outcome (or switches it off); None means the rules' defaults.
+    ``duplicate`` is what ``duplicates.SeenClaims.match`` found for this claim, if anything.
     """
     review = _Review(kind, table, policy or DEFAULT_POLICY)
+    if duplicate is not None:
+        rule = "claim.duplicate" if duplicate.exact else "claim.suspect_duplicate"
+        review.fail(rule, "claim_id", event.get("claim_id"), **duplicate.details())
     problems = schema_problems(event, kind)
     if problems:
         # A lab double-checks an order without an ordering NPI with the doctor instead of halting on it.

@@ -200,11 +200,22 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("units.over_mue", RETURNED, RETURNED, "A8", "151", "N362",
          "{field} is {value!r}, more than the {max_units:g} units of {code} one line may bill on {day} (MUE). "
          "Bill the units actually given, at most {max_units:g} a line, and resubmit."),
+
+    # Duplicates: the same claim again within the window (processor.engine.duplicates keeps what was seen).
+    Rule("claim.duplicate", RETURNED, RETURNED, "A7", "18", None,
+         "{field} is {value!r}, and the same claim with the same content was already decided (first seen "
+         "{first_seen}). It is not decided again; do not resubmit it unless it was corrected."),
+    Rule("claim.suspect_duplicate", REVIEW, REVIEW, "P2", "18", None,
+         "{field} is {value!r}, but claim {first_id!r} with the same content was already decided (first "
+         "seen {first_seen}).",
+         review="Compare {value!r} with claim {first_id!r}: if they are the same service billed twice, "
+                "return it as a duplicate; if both happened, accept it."),
 )}
 # fmt: on
 
 # Rules that only ever fire on one kind of event: the other outcome is declared but never used.
 CLAIM_ONLY = frozenset({
+    "claim.duplicate", "claim.suspect_duplicate",
     "date.after_submission", "line.pointer_invalid", "diagnosis.manifestation_principal",
     "diagnosis.external_cause_principal", "diagnosis.code_first_principal", "ncci.bundled",
     "ncci.modifier_required", "modifier.invalid_combination", "units.over_mue",

@@ -39,12 +39,13 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 @dataclass(slots=True)
 class PartitionBatch:
-    """What one input partition's records became: (topic, key, value) to send, and the offsets consumed."""
+    """What one input partition's records became: (topic, key, value, partition or None) to send, and the
+    offsets consumed."""
 
     tp: TopicPartition
     first_offset: int
     next_offset: int
-    messages: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    messages: list[tuple[str, bytes | None, bytes, int | None]] = field(default_factory=list)
 
 
 class DeliveryFailed(Exception):
@@ -92,7 +93,7 @@ class AtLeastOnce:
 
     async def deliver(self, batches: list[PartitionBatch]) -> None:
         try:
-            sends = [await self.producer.send(t, v, key=k) for b in batches for t, k, v in b.messages]
+            sends = [await self.producer.send(t, v, key=k, partition=p) for b in batches for t, k, v, p in b.messages]
             await asyncio.gather(*sends)
         except KafkaError as err:
             raise DeliveryFailed(batches, err) from err
@@ -156,8 +157,8 @@ class ExactlyOnce:
         producer = self.producers[batch.tp]
         try:
             await producer.begin_transaction()
-            for topic, key, value in batch.messages:
-                await producer.send(topic, value, key=key)
+            for topic, key, value, partition in batch.messages:
+                await producer.send(topic, value, key=key, partition=partition)
             await producer.send_offsets_to_transaction({batch.tp: batch.next_offset}, self.settings.group_id)
             await producer.commit_transaction()
             log.debug("committed %s offsets %d..%d", batch.tp, batch.first_offset, batch.next_offset - 1)

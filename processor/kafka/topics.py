@@ -35,6 +35,11 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> list
         ]
         if topics.code_table not in existing:
             new.append(NewTopic(topics.code_table, 1, replication_factor, topic_configs=CODE_TABLE_CONFIG))
+        if topics.seen_claims not in existing:
+            # Co-partitioned with the claims topic; entries older than the window age out by retention.
+            retention_ms = (settings.duplicate_window_days + 7) * 86_400_000
+            config = {"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)}
+            new.append(NewTopic(topics.seen_claims, settings.partitions, replication_factor, topic_configs=config))
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker made them at the same moment
                 await admin.create_topics(new)

@@ -43,6 +43,7 @@ from processor.code_table.table import CodeTable
 from processor.config import Settings
 from processor.contracts import Undecodable, decode
 from processor.engine import decide
+from processor.engine.duplicates import SeenClaims
 from processor.engine.policy import load_policy
 from processor.engine.rules import Outcome
 from processor.kafka.clients import KafkaAccessError, check_access, client_options
@@ -96,6 +97,9 @@ class Worker:
         # assignment, then the end of each delivered batch. A stale batch is dropped and the partition
         # rewound here, so the records decided are always the contiguous run after the committed offset.
         self._next: dict[TopicPartition, int] = {}
+        # The duplicate window per claims partition, rebuilt from the changelog on assignment.
+        self._seen: dict[int, SeenClaims] = {}
+        self._changelog: AIOKafkaConsumer | None = None
 
     def is_ready(self) -> bool:
         """True once the code table is loaded and the worker consumes."""
@@ -126,6 +130,14 @@ class Worker:
             exactly_once = settings.processing_guarantee == "exactly_once"
             delivery = (ExactlyOnce if exactly_once else AtLeastOnce)(settings, consumer)
             await delivery.start()
+            if settings.duplicate_window_days > 0:
+                self._changelog = AIOKafkaConsumer(
+                    **client_options(settings, "seen-claims"),
+                    group_id=None,
+                    isolation_level="read_committed",
+                    enable_auto_commit=False,
+                )
+                await self._changelog.start()
             await consumer.start()
             consumer.subscribe(settings.topics.inputs(), listener=_Rebalance(self, consumer, delivery))
             self._consuming = True
@@ -153,6 +165,8 @@ class Worker:
                 await consumer.stop()
             if delivery is not None:
                 await delivery.stop()
+            if self._changelog is not None:
+                await self._changelog.stop()
             await self.follower.stop()
             self._alive = False
             self.health.stop()
@@ -169,12 +183,16 @@ class Worker:
         parts: list[PartitionBatch] = []
         tallies: dict[TopicPartition, _Tally] = {}
         for tp, records in batches.items():
-            if not delivery.owns(tp) or tp not in self._next:
+            start = self._next.get(tp)
+            if start is None or not delivery.owns(tp) or records[-1].offset < start:
                 continue
+            if records[0].offset < start:
+                # Already decided: aiokafka can hand out a fetch that was in flight when we sought.
+                records = [record for record in records if record.offset >= start]
             part = PartitionBatch(tp, records[0].offset, records[-1].offset + 1)
             tally = tallies[tp] = _Tally(self._kind_of[tp.topic])
             for record in records:
-                part.messages.append(self._outcome(record, tally, table, decided_at))
+                self._outcome(record, tally, table, decided_at, part.messages)
             parts.append(part)
         try:
             await delivery.deliver(parts)
@@ -189,38 +207,55 @@ class Worker:
         self._count(consumer, parts, tallies)
 
     def _outcome(
-        self, record: ConsumerRecord[bytes, bytes], tally: _Tally, table: CodeTable, decided_at: str
-    ) -> tuple[str, bytes | None, bytes]:
-        """The (topic, key, value) one input record becomes: its decision, or a dead letter."""
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        tally: _Tally,
+        table: CodeTable,
+        decided_at: str,
+        out: list[tuple[str, bytes | None, bytes, int | None]],
+    ) -> None:
+        """Append what one input record becomes: its decision (and, for a claim, its changelog entry in
+        the duplicate window), or a dead letter."""
         tally.timestamps.append(record.timestamp)
         size = len(record.value) if record.value is not None else 0
         if size > self.settings.max_record_bytes:
-            return self._dead_letter(record, tally, f"record is {size} bytes; the limit is "
-                                     f"{self.settings.max_record_bytes}", decided_at)  # fmt: skip
+            error = f"record is {size} bytes; the limit is {self.settings.max_record_bytes}"
+            out.append(self._dead_letter(record, tally, error, decided_at))
+            return
+        seen = None
         try:
             event = decode(record.value)
-            decision = decide(event, tally.kind, table, self.policy)
+            duplicate = None
+            store = self._seen.get(record.partition) if tally.kind == "claim" else None
+            if store is not None:
+                duplicate, seen = store.check(event, f"{record.partition}:{record.offset}")
+            decision = decide(event, tally.kind, table, self.policy, duplicate)
             source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
             value = orjson.dumps(decision.as_record(event, decided_at, source))
         except Undecodable as err:
-            return self._dead_letter(record, tally, str(err), decided_at)
+            out.append(self._dead_letter(record, tally, str(err), decided_at))
+            return
         except orjson.JSONEncodeError:
-            return self._dead_letter(record, tally, "event is nested too deeply to re-encode", decided_at)
+            out.append(self._dead_letter(record, tally, "event is nested too deeply to re-encode", decided_at))
+            return
         except Exception as err:  # a bug must not stop the worker: keep the record, log where, not what
             frames = "".join(traceback.format_tb(err.__traceback__))
             log.error("engine failed on %s[%d]@%d: %s\n%s", record.topic, record.partition, record.offset,
                       type(err).__name__, frames)  # fmt: skip
             error = f"internal error while deciding: {type(err).__name__}"
-            return self._dead_letter(record, tally, error, decided_at)
+            out.append(self._dead_letter(record, tally, error, decided_at))
+            return
         tally.outcomes[decision.outcome] += 1
         for reason in decision.reasons:
             tally.reasons[reason.id] += 1
         key = decision.event_id.encode() if decision.event_id else record.key
-        return self._topic_of[decision.outcome], key, value
+        out.append((self._topic_of[decision.outcome], key, value, None))
+        if seen is not None:
+            out.append((self.settings.topics.seen_claims, seen.claim_id.encode(), seen.as_record(), record.partition))
 
     def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], tally: _Tally, error: str, at: str
-    ) -> tuple[str, bytes | None, bytes]:
+    ) -> tuple[str, bytes | None, bytes, int | None]:
         tally.dead += 1
         letter = {
             "source": {
@@ -231,7 +266,28 @@ class Worker:
             "raw": None if record.value is None else base64.b64encode(record.value).decode(),
             "dead_lettered_at": at,
         }  # fmt: skip
-        return self.settings.topics.dead_letter, record.key, orjson.dumps(letter)
+        return self.settings.topics.dead_letter, record.key, orjson.dumps(letter), None
+
+    async def _load_seen(self, partitions: list[TopicPartition]) -> None:
+        """Rebuild the duplicate window of newly assigned claims partitions from their changelog."""
+        reader = self._changelog
+        if reader is None:
+            return
+        topic = self.settings.topics.seen_claims
+        wanted = [TopicPartition(topic, tp.partition) for tp in partitions if tp.topic == self.settings.topics.claims]
+        if not wanted:
+            return
+        stores = {tp.partition: SeenClaims(self.settings.duplicate_window_days * 86_400_000) for tp in wanted}
+        reader.assign(wanted)
+        await reader.seek_to_beginning(*wanted)
+        end = await reader.end_offsets(wanted)
+        while [tp for tp in wanted if await reader.position(tp) < end[tp]]:
+            for tp, records in (await reader.getmany(timeout_ms=500, max_records=10_000)).items():
+                for entry in records:
+                    stores[tp.partition].apply_record(entry.value)
+        self._seen.update(stores)
+        log.info("duplicate window rebuilt for %d claims partition(s): %d claims", len(stores),
+                 sum(len(s) for s in stores.values()))  # fmt: skip
 
     def _count(
         self, consumer: AIOKafkaConsumer, parts: list[PartitionBatch], tallies: dict[TopicPartition, _Tally]
@@ -286,6 +342,8 @@ class _Rebalance(ConsumerRebalanceListener):
             await self.delivery.revoked(list(revoked))
             for tp in revoked:
                 self.worker._next.pop(tp, None)
+                if tp.topic == self.worker.settings.topics.claims:
+                    self.worker._seen.pop(tp.partition, None)
         for tp in revoked:
             with contextlib.suppress(KeyError):
                 self.worker.metrics.lag.remove(tp.topic, str(tp.partition))
@@ -299,11 +357,12 @@ class _Rebalance(ConsumerRebalanceListener):
             for tp in assigned:
                 committed = await self.consumer.committed(tp)
                 if committed is None:
-                    await self.consumer.seek_to_beginning(tp)
-                    committed = await self.consumer.position(tp)
-                else:
-                    self.consumer.seek(tp, committed)
+                    # An explicit offset, not seek_to_beginning: a pending reset would rewind the partition
+                    # again after its first batch (seen as duplicates in the tests).
+                    committed = (await self.consumer.beginning_offsets([tp]))[tp]
+                self.consumer.seek(tp, committed)
                 worker._next[tp] = committed
+            await worker._load_seen(assigned)
         log.info("assigned %d partition(s)", len(assigned))
 
 

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture
 def settings(kafka_bootstrap: str) -> Settings:
-    """Settings with topic and group names no other test uses."""
+    """Settings with topic and group names no other test uses. The duplicate window is off: tests send
+    the same claim content under many ids (the duplicate test turns it on)."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     return Settings(
         bootstrap_servers=kafka_bootstrap,
@@ -35,6 +36,7 @@ def settings(kafka_bootstrap: str) -> Settings:
         metrics_port=0,
         partitions=2,
         batch_timeout_ms=100,
+        duplicate_window_days=0,
     )
 
 

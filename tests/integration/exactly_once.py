@@ -34,7 +34,9 @@ def start_worker(settings: Settings, log: Path, **env: str) -> subprocess.Popen[
         **env,
     }
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "processor", "-v", "run"], env=environment, stdout=out, stderr=out)
+        return subprocess.Popen(
+            [sys.executable, "-m", "processor", "-v", "run"], env=environment, stdout=out, stderr=out
+        )
 
 
 def wait_for_log(log: Path, text: str, timeout: float = 90.0, after: int = 0) -> None:

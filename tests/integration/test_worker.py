@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import subprocess
 import sys
 import urllib.error
@@ -158,7 +159,9 @@ async def test_check_command_decides_a_file_as_the_worker_does(settings, tmp_pat
     async with running_worker(settings):
         await produce(settings, t.claims, [e for k, e in events if k == "claim"])
         await produce(settings, t.orders, [e for k, e in events if k == "order"])
-        by_worker = decisions(await read_all(settings, [t.accepted, t.returned, t.needs_review], len(events)))
+        read = await read_all(settings, [t.accepted, t.returned, t.needs_review], len(events))
+    by_worker = decisions(read)
+    assert len(by_worker) == len(read) == len(events)  # one decision per event, none twice
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for _, e in events))
     result = subprocess.run([sys.executable, "-m", "processor", "check", str(path), "--demo-codes"],
@@ -171,3 +174,23 @@ async def test_check_command_decides_a_file_as_the_worker_does(settings, tmp_pat
             by_worker[event_id]["reasons"],
         )
     assert {d["outcome"] for d in by_check.values()} == {"accepted", "returned", "needs_review"}
+
+
+async def test_duplicates_are_found_across_a_worker_restart(settings):
+    """The duplicate window lives in a compacted changelog: a new worker rebuilds it on assignment."""
+    settings = dataclasses.replace(settings, duplicate_window_days=30)
+    t = settings.topics
+    await load_table(settings, SMALL_TABLE)
+    first = a_claim(claim_id="DUP-1")
+    async with running_worker(settings):
+        await produce(settings, t.claims, [first], key=b"DUP-1")
+        await read_all(settings, [t.accepted], 1)
+    async with running_worker(settings):
+        await produce(settings, t.claims, [first], key=b"DUP-1")  # the same claim again
+        await produce(settings, t.claims, [a_claim(claim_id="DUP-2")], key=b"DUP-1")  # same content, other id
+        found = await read_all(settings, [t.accepted, t.returned, t.needs_review], 3)
+    by_topic = {(r.topic, orjson.loads(r.value)["event_id"]): orjson.loads(r.value) for r in found}
+    exact = by_topic[t.returned, "DUP-1"]
+    assert [r["id"] for r in exact["reasons"]] == ["claim.duplicate"]
+    suspect = by_topic[t.needs_review, "DUP-2"]
+    assert [r["id"] for r in suspect["reasons"]] == ["claim.suspect_duplicate"]

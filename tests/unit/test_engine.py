@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from processor.engine import RULES, Outcome, decide
+from tests.unit.test_duplicates import DUPLICATE_CASES
 from tests.conftest import a_claim, an_order
 
 
@@ -555,6 +556,7 @@ def test_a_system_not_loaded_goes_to_review(system, kind, event, rule_id):
 def test_every_rule_has_a_case_with_a_real_code():
     covered = {i for cases in (CLAIM_CASES, ORDER_CASES) for *_, expected in cases for i, _, _ in expected}
     covered |= {case[3] for case in NOT_LOADED_CASES} | {"npi.missing"}
+    covered |= {rule_id for *_, rule_id in DUPLICATE_CASES}  # tests/unit/test_duplicates.py
     assert set(RULES) - covered == set()
 
 
