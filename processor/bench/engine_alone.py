@@ -11,6 +11,7 @@ Run as ``python -m processor.bench.engine_alone FILE --warmup N``; prints one JS
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -51,15 +52,15 @@ def main() -> None:
     elapsed = clock() - started
     durations.sort()
     n = len(durations)
-    memory = memory_mb(__import__("os").getpid()) or {}
+    memory = memory_mb(os.getpid()) or {}
     result = {
         "events": n,
-        "seconds": elapsed,
-        "events_per_s": n / elapsed if elapsed else 0.0,
+        "seconds": round(elapsed, 3),
+        "events_per_s": round(n / elapsed, 1) if elapsed else 0.0,
         "latency_ms": {
-            "p50": durations[n // 2] * 1000 if n else None,
-            "p99": durations[min(n - 1, int(n * 0.99))] * 1000 if n else None,
-            "max": durations[-1] * 1000 if n else None,
+            "p50": round(durations[n // 2] * 1000, 4) if n else None,
+            "p99": round(durations[min(n - 1, int(n * 0.99))] * 1000, 4) if n else None,
+            "max": round(durations[-1] * 1000, 4) if n else None,
             "count": n,
             "what": "time to decode, decide and serialize one event",
         },

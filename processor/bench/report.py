@@ -151,7 +151,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     right.set_xscale("log")
     right.set_xlabel("ms from produce to decision visible (read_committed), at half of each rate")
     right.set_title("Latency")
-    right.legend(loc="lower right")
+    right.legend(loc="upper right", fontsize=8)
     m = results["machine"]
     fig.suptitle(
         f"processor bench {results['started_at']} · {m['cores']} cores, {m['cpu_model']} · "

@@ -278,7 +278,12 @@ async def _latency(
         if time.monotonic() > deadline:
             raise TimeoutError(f"latency phase: {done} of {count} decisions after the deadline")
         await asyncio.sleep(0.02)
-    result = percentiles([observer.seen[key] - at for key, at in sent.items()])
+    latencies = [observer.seen[key] - at for key, at in sent.items()]  # in send order
+    result = percentiles(latencies)
+    # A variant that cannot keep up at this rate shows it as latency growing from the first to the last quarter.
+    quarter = max(1, len(latencies) // 4)
+    result["p50_first_quarter"] = percentiles(latencies[:quarter])["p50"]
+    result["p50_last_quarter"] = percentiles(latencies[-quarter:])["p50"]
     result["rate_per_s"] = round(count / produced_in, 1) if produced_in else None
     result["target_rate_per_s"] = round(rate, 1)
     return result
