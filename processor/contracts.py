@@ -9,6 +9,7 @@ problems, each with the path of the field that failed.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,8 +50,11 @@ def _fast_validator(kind: str) -> Any:
 
 @functools.cache
 def _full_validator(kind: str) -> jsonschema.Draft202012Validator:
-    registry: referencing.Registry = referencing.Registry(
-        retrieve=lambda uri: referencing.Resource.from_contents(load_schema(_name_of(uri)))
+    # Every schema registered up front: a retrieving registry would rebuild common.schema.json per event.
+    names = [path.name.removesuffix(".schema.json") for path in schema_dir().glob("*.schema.json")]
+    registry: referencing.Registry = referencing.Registry().with_resources(
+        (SCHEMA_BASE_URI + f"{name}.schema.json", referencing.Resource.from_contents(load_schema(name)))
+        for name in names
     )
     return jsonschema.Draft202012Validator(load_schema(kind), registry=registry)
 
@@ -99,14 +103,18 @@ class SchemaProblem:
     problem: str
 
 
+# A broken event is reported with at most this many problems: enough to fix it, bounded in time and size.
+MAX_PROBLEMS = 20
+
+
 def schema_problems(event: dict[str, Any], kind: str) -> list[SchemaProblem]:
-    """Every schema violation of ``event`` as a ``kind`` (empty when it is valid)."""
+    """The schema violations of ``event`` as a ``kind``, at most ``MAX_PROBLEMS`` (empty when it is valid)."""
     try:
         _fast_validator(kind)(event)
         return []
     except fastjsonschema.JsonSchemaException:
         pass
-    return sorted(_problems(event, kind), key=lambda p: p.field)
+    return sorted(itertools.islice(_problems(event, kind), MAX_PROBLEMS), key=lambda p: p.field)
 
 
 def _problems(event: dict[str, Any], kind: str) -> Iterator[SchemaProblem]:

@@ -57,7 +57,9 @@ class Metrics:
             "processor_code_table_offset", "Code-table topic records read (the table version).", registry=r
         )
         self.code_table_updated = Gauge(
-            "processor_code_table_last_update_timestamp_seconds", "When the code table last changed.", registry=r
+            "processor_code_table_last_update_timestamp_seconds",
+            "Kafka timestamp of the newest code-table record read (when the table content last changed).",
+            registry=r,
         )
         self.code_table_invalid = Gauge(
             "processor_code_table_invalid_records", "Code-table records skipped as invalid.", registry=r

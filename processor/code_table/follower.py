@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 
 import orjson
@@ -86,12 +85,13 @@ class CodeTableFollower:
             for records in batches.values():
                 for record in records:
                     self._apply(record.key, record.value)
+                    # When the table content last changed, by the broker's clock, not when we read it.
+                    self.updated_at = max(self.updated_at, record.timestamp / 1000)
             for tp in partitions:
                 # The position, not the last offset + 1: compaction and transaction markers leave gaps.
                 self._offsets[tp.partition] = await consumer.position(tp)
             if batches:
                 self.table.version = self._version()
-                self.updated_at = time.time()
                 if self._on_change is not None:
                     self._on_change(self.table)
             if not self.loaded.is_set() and len(self.table) and self._reached(end):

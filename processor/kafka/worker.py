@@ -89,6 +89,8 @@ class Worker:
             Outcome.RETURNED: topics.returned,
             Outcome.NEEDS_REVIEW: topics.needs_review,
         }
+        for topic in topics.inputs():  # a dead-letter series from the start, so increase() sees the first one
+            self.metrics.dead_letters.labels(topic)
         self._alive = False
         self._consuming = False
         self._lock = asyncio.Lock()  # held while a batch is decided and delivered
