@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from processor.engine import RULES, Outcome, decide
-from tests.unit.test_duplicates import DUPLICATE_CASES
 from tests.conftest import a_claim, an_order
+from tests.unit.test_duplicates import DUPLICATE_CASES
 
 
 def dx(*codes: str, system: str = "ICD-10-CM") -> list[dict]:
