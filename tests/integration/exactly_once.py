@@ -89,6 +89,27 @@ async def produce_backlog(settings: Settings, records: list[tuple[str, bytes | N
         await producer.stop()
 
 
+async def committed_records(settings: Settings) -> int:
+    """How many input records the group has committed so far, over all partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.group_id)
+        return sum(max(0, meta.offset) for meta in committed.values())
+    finally:
+        await admin.close()
+
+
+async def wait_until_committed_at_least(settings: Settings, count: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    interval = 0.1
+    while await committed_records(settings) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the group did not commit {count} records within {timeout} s")
+        await asyncio.sleep(interval)
+        interval = min(interval * 2, 1.0)
+
+
 async def committed_everything(settings: Settings) -> bool:
     """True when the group's committed offsets reach the end of every input partition."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)

@@ -25,6 +25,7 @@ from tests.integration.exactly_once import (
     start_worker,
     wait_for_log,
     wait_until_committed,
+    wait_until_committed_at_least,
 )
 
 pytestmark = pytest.mark.kafka
@@ -94,9 +95,10 @@ async def test_rebalance_one_joins_one_leaves(settings, tmp_path):
     try:
         wait_for_log(logs[0], READY)
         feed = asyncio.create_task(produce_backlog(settings, records, rate=6000))
-        await asyncio.sleep(3)  # let the stream run before the group changes (not a wait for Kafka)
+        await wait_until_committed_at_least(settings, 10_000)  # mid-stream: the group is deciding
         workers.append(start_worker(settings, logs[2]))
         wait_for_log(logs[2], READY)
+        await wait_until_committed_at_least(settings, 25_000)
         first.send_signal(signal.SIGTERM)
         assert first.wait(60) == 0
         inputs = await feed
