@@ -29,6 +29,7 @@ from processor.code_table.publish import publish
 from processor.code_table.releases import default_records
 from processor.config import Settings
 from processor.kafka.broker import LocalBroker
+from processor.kafka.clients import client_options
 from processor.kafka.topics import ensure_topics, partitions_of
 from processor.kafka.worker import Worker
 
@@ -82,7 +83,7 @@ async def _demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
         f"metrics at http://127.0.0.1:{worker.metrics_port}/metrics")  # fmt: skip
 
     outputs = [topics.accepted, topics.returned, topics.needs_review, topics.dead_letter]
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed")
+    reader = AIOKafkaConsumer(**client_options(settings, "demo-reader"), isolation_level="read_committed")
     await reader.start()
     try:
         partitions = await partitions_of(reader, *outputs, timeout=30)
@@ -110,7 +111,7 @@ async def _failed(task: asyncio.Task[None]) -> int:
 
 async def _feed(settings: Settings, events: int) -> int:
     topics = settings.topics
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings, "demo-feed"), linger_ms=5, acks="all")
     await producer.start()
     try:
         deliveries = []
