@@ -1,9 +1,11 @@
 """Event contracts: the JSON Schemas of ``schemas/`` and the decoding of raw Kafka values.
 
 ``decode`` turns bytes into a JSON object or raises ``Undecodable`` (the record then goes to the
-dead-letter topic). ``schema_problems`` checks a decoded event against its schema: the compiled
-validator answers the common, valid case fast; only an invalid event pays for the full list of
-problems, each with the path of the field that failed.
+dead-letter topic). ``schema_problems`` checks a decoded event against its schema in two steps: msgspec
+types that mirror the schemas answer the common, valid case in a few microseconds (a twelfth of a compiled
+JSON Schema validator's time); only an event they refuse pays for the JSON Schema validator, which is the
+authority and lists every problem with the path of the field that failed. The mirror may be stricter than
+the schemas (then the validator decides) but never looser: tests/unit/test_schemas.py checks it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import fastjsonschema
 import jsonschema
+import msgspec
 import orjson
 import referencing
 
@@ -36,16 +38,6 @@ def schema_dir() -> Path:
 def load_schema(name: str) -> dict[str, Any]:
     """The schema ``schemas/<name>.schema.json`` as a dict (e.g. ``load_schema("claim")``)."""
     return orjson.loads((schema_dir() / f"{name}.schema.json").read_bytes())
-
-
-def _name_of(uri: str) -> str:
-    return uri.removeprefix(SCHEMA_BASE_URI).removesuffix(".schema.json")
-
-
-@functools.cache
-def _fast_validator(kind: str) -> Any:
-    handlers = {"https": lambda uri: load_schema(_name_of(uri))}
-    return fastjsonschema.compile(load_schema(kind), handlers=handlers, use_formats=False)
 
 
 @functools.cache
@@ -110,9 +102,9 @@ MAX_PROBLEMS = 20
 def schema_problems(event: dict[str, Any], kind: str) -> list[SchemaProblem]:
     """The schema violations of ``event`` as a ``kind``, at most ``MAX_PROBLEMS`` (empty when it is valid)."""
     try:
-        _fast_validator(kind)(event)
+        msgspec.convert(event, _MIRROR[kind])
         return []
-    except fastjsonschema.JsonSchemaException:
+    except msgspec.ValidationError:
         pass
     return sorted(itertools.islice(_problems(event, kind), MAX_PROBLEMS), key=lambda p: p.field)
 
@@ -174,3 +166,66 @@ def _bounded(value: Any) -> Any:
     if isinstance(value, str) and len(value) > 64:
         return value[:64] + "..."
     return value
+
+
+# The mirror of schemas/claim.schema.json, order.schema.json and common.schema.json, as msgspec types.
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_Code = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+_Date = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+_DateTime = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    ),
+]
+_Modifier = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z]{2}$")]
+_Pointer = Annotated[int, msgspec.Meta(ge=1, le=25)]
+
+
+class _Coded(msgspec.Struct):
+    code: _Code
+    system: _Code
+
+
+class _Patient(msgspec.Struct):
+    birth_date: _Date
+    sex: Literal["M", "F", "U"]
+
+
+class _Provider(msgspec.Struct):
+    npi: Annotated[str, msgspec.Meta(max_length=32)]
+
+
+class _Line(msgspec.Struct):
+    line_number: Annotated[int, msgspec.Meta(ge=1, le=999)]
+    code: _Code
+    system: _Code
+    units: Annotated[float, msgspec.Meta(gt=0, le=99999)]
+    service_date: _Date
+    modifiers: Annotated[list[_Modifier], msgspec.Meta(max_length=4)] = []
+    diagnosis_pointers: Annotated[list[_Pointer], msgspec.Meta(max_length=12)] = []
+
+
+class _Claim(msgspec.Struct):
+    claim_id: _Id
+    submitter_id: _Id
+    submitted_at: _DateTime
+    patient: _Patient
+    billing_provider: _Provider
+    diagnoses: Annotated[list[_Coded], msgspec.Meta(min_length=1, max_length=25)]
+    lines: Annotated[list[_Line], msgspec.Meta(min_length=1, max_length=450)]
+    kind: Literal["claim"] | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Order(msgspec.Struct):
+    order_id: _Id
+    lab_id: _Id
+    ordering_provider: _Provider
+    patient: _Patient
+    collection_date: _Date
+    tests: Annotated[list[_Coded], msgspec.Meta(min_length=1, max_length=100)]
+    diagnoses: Annotated[list[_Coded], msgspec.Meta(max_length=25)]
+    kind: Literal["order"] | msgspec.UnsetType = msgspec.UNSET
+
+
+_MIRROR: dict[str, type[msgspec.Struct]] = {"claim": _Claim, "order": _Order}
