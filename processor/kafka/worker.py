@@ -114,6 +114,7 @@ class Worker:
         self._alive = True
         consumer: AIOKafkaConsumer | None = None
         delivery: AtLeastOnce | ExactlyOnce | None = None
+        lag_refresh: asyncio.Task[None] | None = None
         try:
             await check_access(settings)
             if self.create_topics:
@@ -144,6 +145,7 @@ class Worker:
             consumer.subscribe(settings.topics.inputs(), listener=_Rebalance(self, consumer, delivery))
             self._consuming = True
             self.metrics.ready.set(1)
+            lag_refresh = asyncio.create_task(self._refresh_lag(consumer), name="lag-refresh")
             log.info("worker consuming %s as group %s (%s)", ", ".join(self._kind_of), settings.group_id,
                      settings.processing_guarantee)  # fmt: skip
             while not stop.is_set():
@@ -163,6 +165,8 @@ class Worker:
         finally:
             self._consuming = False
             self.metrics.ready.set(0)
+            if lag_refresh is not None:
+                lag_refresh.cancel()
             if consumer is not None:
                 await consumer.stop()
             if delivery is not None:
@@ -313,6 +317,16 @@ class Worker:
             highwater = consumer.highwater(part.tp)
             if part.tp in tallies and highwater is not None:
                 m.lag.labels(part.tp.topic, str(part.tp.partition)).set(max(0, highwater - part.next_offset))
+
+    async def _refresh_lag(self, consumer: AIOKafkaConsumer, every: float = 5.0) -> None:
+        """Keep the lag metric current between batches too: the fetcher goes on learning the high
+        watermarks while a worker is stuck, so a stalled worker shows a growing lag, not a frozen one."""
+        while True:
+            await asyncio.sleep(every)
+            for tp, next_offset in list(self._next.items()):
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - next_offset))
 
     def _table_changed(self, table: CodeTable) -> None:
         m = self.metrics
