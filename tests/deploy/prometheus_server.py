@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -19,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from processor.kafka.broker import free_port
+
 
 def binary(name: str) -> str:
     """The path of a Prometheus binary; fails (never skips) with what to install when it is missing."""
@@ -29,10 +30,7 @@ def binary(name: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+POLL_SECONDS = 0.1
 
 
 class Prometheus:
@@ -88,7 +86,7 @@ def prometheus_server(directory: Path, targets: list[str], rule_files: list[Path
         while not server.ready():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"Prometheus did not start: {(directory / 'prometheus.log').read_text()[-2000:]}")
-            time.sleep(0.1)
+            time.sleep(POLL_SECONDS)  # polling for readiness, with the deadline above
         yield server
     finally:
         process.terminate()
