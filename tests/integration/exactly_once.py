@@ -186,6 +186,24 @@ async def _settled_end_offsets(settings: Settings, partitions: list, timeout: fl
         await uncommitted.stop()
 
 
+async def finish_and_check(
+    settings: Settings,
+    log: Path,
+    inputs: set[tuple[str, int, int]],
+    records: list[tuple[str, bytes | None, bytes]],
+    timeout: float,
+    **env: str,
+) -> None:
+    """Run one more worker until the group has committed every input record, then check exactly-once."""
+    worker = start_worker(settings, log, **env)
+    try:
+        await wait_until_committed(settings, timeout=timeout)
+    finally:
+        worker.terminate()
+        worker.wait(60)
+    assert_exactly_once(await outputs_by_source(settings), inputs, records)
+
+
 def assert_exactly_once(found: list[tuple[tuple[str, int, int], str | None]], inputs: set[tuple[str, int, int]],
                         records: list[tuple[str, bytes | None, bytes]]) -> None:  # fmt: skip
     """One output per input record: none lost, none twice (by coordinates and by event id)."""

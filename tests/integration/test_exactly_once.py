@@ -20,6 +20,7 @@ from tests.integration.conftest import load_table
 from tests.integration.exactly_once import (
     assert_exactly_once,
     backlog,
+    finish_and_check,
     outputs_by_source,
     produce_backlog,
     start_worker,
@@ -48,13 +49,7 @@ async def test_crash_three_sigkills_lose_nothing_and_duplicate_nothing(settings,
         await asyncio.sleep(rng.uniform(0.5, 4.0))  # a random moment mid-stream, not a wait for Kafka
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-    worker = start_worker(settings, log, **static)
-    try:
-        await wait_until_committed(settings, timeout=600)
-    finally:
-        worker.terminate()
-        worker.wait(60)
-    assert_exactly_once(await outputs_by_source(settings), inputs, records)
+    await finish_and_check(settings, log, inputs, records, timeout=600, **static)
 
 
 async def test_broker_restart_mid_stream(tmp_path):
@@ -122,10 +117,4 @@ async def test_sigterm_stops_within_the_bound_and_loses_nothing(settings, tmp_pa
     assert worker.wait(30) == 0
     assert time.monotonic() - started < 20
     assert b"worker stopped" in log.read_bytes()
-    successor = start_worker(settings, log)
-    try:
-        await wait_until_committed(settings, timeout=300)
-    finally:
-        successor.terminate()
-        successor.wait(60)
-    assert_exactly_once(await outputs_by_source(settings), inputs, records)
+    await finish_and_check(settings, log, inputs, records, timeout=300)
