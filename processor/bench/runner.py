@@ -10,8 +10,9 @@ For each variant (the same steps, the same data, the same sizes):
    loading, group joins and first batches are not timed;
 4. the transaction commits (the gate opens: the whole backlog is there at once) and we time until every
    backlog decision is visible to a read_committed consumer. Drain rate = decisions made visible after the
-   gate / time from the gate to the last one. (Faust reads uncommitted records, so it may start on the
-   backlog before the gate: only what it decides after the gate is counted, over the time after the gate.)
+   gate / time from the gate to the last one. Every variant reads committed records only (the Faust agent
+   is set to), so none can start on the backlog before the gate; should one do so anyway, only what it
+   decides after the gate is counted, over the time after the gate.
 5. latency: events produced at half the measured drain rate for ``latency_seconds``, each timed from the
    producer's send to its decision being visible (read_committed);
 6. peak RSS (VmHWM) of each process, then SIGTERM (SIGKILL after 30 s) and the run's topics are deleted.

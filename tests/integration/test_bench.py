@@ -41,6 +41,7 @@ def test_bench_measures_every_variant_and_writes_json_and_chart(kafka_bootstrap:
     for name, variant in results["variants"].items():
         assert "error" not in variant, f"{name}: {variant.get('error')}"
         assert variant["events_per_s"] > 0, name
+        assert "decided_before_gate" not in variant, f"{name} started on the backlog before it was committed"
         latency = variant["latency_ms"]
         assert latency["count"] > 0, name
         assert 0 <= latency["p50"] <= latency["p99"] <= latency["max"], name
