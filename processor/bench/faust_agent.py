@@ -30,7 +30,6 @@ from typing import Any
 
 import faust
 import orjson
-
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from processor.check import DEMO_CODES, build_table
