@@ -5,6 +5,7 @@ Everything here is a pure function of a string; the code table answers whether a
 
 from __future__ import annotations
 
+import functools
 import re
 
 ICD10CM = "ICD-10-CM"
@@ -90,6 +91,7 @@ def luhn_check_digit(digits: str) -> int:
 _NPI = re.compile(r"[12][0-9]{9}")
 
 
+@functools.lru_cache(maxsize=65_536)  # a payer sees the same providers all day
 def is_valid_npi(npi: str) -> bool:
     """A National Provider Identifier: 10 digits starting 1 or 2, Luhn check over 80840 + the first 9."""
     return bool(_NPI.fullmatch(npi)) and luhn_check_digit("80840" + npi[:9]) == int(npi[9])

@@ -2,7 +2,8 @@
 
 Claims carry about three diagnoses and three lines; orders one to three tests. A share of the events
 carries the mistakes that payers and labs see every day: header codes, malformed codes, a code used on a
-date it is not valid, an unknown code system, a bad NPI, an order without a diagnosis. Codes are real:
+date it is not valid, an unknown code system, a bad NPI, an order without a diagnosis. Providers come from a
+pool of 500 (made-up NPIs), as a payer hears from the same offices all day. Codes are real:
 ICD-10-CM from the default table; procedures and tests from the demo rows (``demo-codes.csv``). Patient
 data is made up.
 """
@@ -36,6 +37,10 @@ def npi(rng: random.Random) -> str:
     return body + str(luhn_check_digit("80840" + body))
 
 
+# The providers who send claims and orders: a payer or a lab hears from the same offices all day.
+PROVIDERS = [npi(random.Random(n)) for n in range(500)]
+
+
 def _patient(rng: random.Random) -> dict[str, Any]:
     year = rng.randint(1940, 2020)
     return {"birth_date": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", "sex": rng.choice("MFU")}
@@ -55,7 +60,7 @@ def claim(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
         "submitter_id": f"SUB{rng.randint(1, 40):04d}",
         "submitted_at": f"{day}T{rng.randint(8, 18):02d}:{rng.randint(0, 59):02d}:00Z",
         "patient": _patient(rng),
-        "billing_provider": {"npi": npi(rng)},
+        "billing_provider": {"npi": rng.choice(PROVIDERS)},
         "diagnoses": diagnoses,
         "lines": lines,
     }
@@ -89,7 +94,7 @@ def order(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
     event = {
         "order_id": f"ORD{number:09d}",
         "lab_id": f"LAB{rng.randint(1, 5):02d}",
-        "ordering_provider": {"npi": npi(rng)},
+        "ordering_provider": {"npi": rng.choice(PROVIDERS)},
         "patient": _patient(rng),
         "collection_date": rng.choice(SERVICE_DAYS),
         "tests": [{"code": c, "system": s} for s, c in rng.sample(TESTS, rng.randint(1, 3))],

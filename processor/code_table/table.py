@@ -94,6 +94,9 @@ class CodeTable:
         self._mue: dict[str, dict[str, tuple]] = {}  # code -> key -> (max units, from, to)
         # (system, day) -> covers_date answer: a few hundred days a year, asked for every code of every event.
         self._covered: dict[tuple[str, str], bool | None] = {}
+        # The engine's answers about one code on given dates (see ``engine.decide``); they hold only as long
+        # as the table does not change, so every ``apply`` empties it.
+        self.memo: dict[Any, Any] = {}
 
     def __len__(self) -> int:
         """The number of code versions held (policy records not counted)."""
@@ -175,6 +178,8 @@ class CodeTable:
         match its key; the follower counts those and skips them.
         """
         system, code, valid_from = _split_key(key)
+        if self.memo:
+            self.memo.clear()
         if record is not None:
             if record.get("system") != system or normalize(system, str(record.get("code", ""))) != code:
                 raise ValueError("record does not match its key")

@@ -132,9 +132,14 @@ class _Coded(NamedTuple):
 
 class _Failure(NamedTuple):
     rule_id: str
-    field: str
+    part: str  # of the coded field: "system" or "code"
     value: Any
     details: dict[str, Any]
+
+
+# The most answers ``_Review.code`` keeps in the table's memo; past it the memo starts again, so codes and
+# dates nobody uses twice cannot grow it without bound.
+MEMO_LIMIT = 100_000
 
 
 def _review_claim(claim: dict[str, Any], review: _Review) -> None:
@@ -164,7 +169,7 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     first_day = min((d for d in line_days if d is not None), default=None)
     dx: list[_Coded | None] = []
     for i, diagnosis in enumerate(diagnoses):
-        days = sorted(days_of.get(i, ())) or [first_day]
+        days = tuple(sorted(days_of.get(i, ()))) or (first_day,)
         coded = review.code("diagnosis", f"diagnoses[{i}]", diagnosis["system"], diagnosis["code"], days)
         if coded is not None:
             review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis["code"], coded, days[0])
@@ -176,7 +181,7 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     modifiers: list[frozenset[str]] = []
     for i, line in enumerate(lines):
         day = line_days[i]
-        coded = review.code("procedure", f"lines[{i}]", line["system"], line["code"], [day])
+        coded = review.code("procedure", f"lines[{i}]", line["system"], line["code"], (day,))
         coded_lines.append(coded)
         mods = frozenset(m.upper() for m in line["modifiers"]) if line.get("modifiers") else _NO_MODIFIERS
         modifiers.append(mods)
@@ -233,7 +238,7 @@ def _review_order(order: dict[str, Any], review: _Review) -> None:
     day = review.day("collection_date", order["collection_date"])
     if day is not None and birth is not None and day < birth:
         review.fail("date.before_birth", "collection_date", day)
-    days = [day]
+    days = (day,)
     tests = [review.code("test", f"tests[{i}]", t["system"], t["code"], days) for i, t in enumerate(order["tests"])]
     dx: list[_Coded | None] = []
     for i, diagnosis in enumerate(order["diagnoses"]):
@@ -301,60 +306,70 @@ class _Review:
         if not codes.is_valid_npi(value):
             self.fail("npi.invalid", field, value)
 
-    def code(self, role: str, at: str, system: str, code: str, days: list[str | None]) -> _Coded | None:
+    def code(self, role: str, at: str, system: str, code: str, days: tuple[str | None, ...]) -> _Coded | None:
         """Check one coded field: its system, its form, that the table covers the date and has the code,
-        billable, on ``days``; an internal code through its cross-reference. None when a check failed."""
-        found = self._resolve(role, at, system, code, days, internal_allowed=True)
+        billable, on ``days``; an internal code through its cross-reference. None when a check failed.
+
+        The answer depends only on the role, system, code, dates and table, and the same codes come back
+        on event after event, so it is kept in the table's memo (emptied whenever the table changes)."""
+        memo = self.table.memo
+        key = (role, system, code, days)
+        found = memo.get(key)
+        if found is None:
+            found = self._resolve(role, system, code, days, internal_allowed=True)
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = found
         if isinstance(found, _Failure):
-            self.fail(found.rule_id, found.field, found.value, **found.details)
+            self.fail(found.rule_id, f"{at}.{found.part}", found.value, **found.details)
             return None
         return found
 
     def _resolve(
-        self, role: str, at: str, system: str, code: str, days: list[str | None], internal_allowed: bool
+        self, role: str, system: str, code: str, days: tuple[str | None, ...], internal_allowed: bool
     ) -> _Coded | _Failure:
         table = self.table
         allowed = _ROLE_SYSTEMS[role]
         internal = internal_allowed and system not in codes.STANDARD_SYSTEMS and table.has_system(system)
         if system not in allowed and not internal:
             expected = " or ".join(sorted(allowed))
-            return _Failure(f"{role}.system_unknown", f"{at}.system", system, {"expected": expected})
-        field = f"{at}.code"
+            return _Failure(f"{role}.system_unknown", "system", system, {"expected": expected})
         normalized = codes.normalize(system, code)
         if not codes.is_well_formed(system, normalized):
             hint = codes.FORMAT_HINTS.get(system, "")
-            return _Failure(f"{role}.malformed", field, code, {"system": system, "hint": hint})
+            return _Failure(f"{role}.malformed", "code", code, {"system": system, "hint": hint})
         if not table.has_system(system):
-            return _Failure(f"{role}.system_not_loaded", field, code, {"system": system})
+            return _Failure(f"{role}.system_not_loaded", "code", code, {"system": system})
         for day in days:
             # A date no loaded release covers: the code may well exist in the release we do not hold.
             if day is not None and table.covers_date(system, day) is False:
                 releases = ", ".join(f"{n} {f} to {t}" for n, f, t in table.releases(system))
-                return _Failure(f"{role}.date_not_covered", field, code,
+                return _Failure(f"{role}.date_not_covered", "code", code,
                                 {"system": system, "day": day, "releases": releases})  # fmt: skip
         versions = table.versions(system, normalized)
         if not versions:
-            return _Failure(f"{role}.not_in_table", field, code, {"system": system})
+            return _Failure(f"{role}.not_in_table", "code", code, {"system": system})
         version = versions[-1]
         for day in days:
             found = _version_on(versions, day)
             if found is None:
-                return _Failure(f"{role}.not_valid_on_date", field, code, {"day": day, "validity": _validity(versions)})
+                validity = _validity(versions)
+                return _Failure(f"{role}.not_valid_on_date", "code", code, {"day": day, "validity": validity})
             if not found.billable:
-                return _Failure(_NOT_BILLABLE[role], field, code,
+                return _Failure(_NOT_BILLABLE[role], "code", code,
                                 {"system": system, "description": found.description or "-"})  # fmt: skip
             version = found
         if not internal:
             return _Coded(system, normalized, version)
         if version.maps_to is None:
-            return _Failure("crosswalk.unmapped", field, code, {"system": system})
+            return _Failure("crosswalk.unmapped", "code", code, {"system": system})
         target_system, target_code = version.maps_to
-        target = self._resolve(role, at, target_system, target_code, days, internal_allowed=False)
+        target = self._resolve(role, target_system, target_code, days, internal_allowed=False)
         if isinstance(target, _Failure):
             problem = RULES[target.rule_id].message.format(field="the target", value=target.value, **target.details)
             return _Failure(
                 "crosswalk.target_invalid",
-                field,
+                "code",
                 code,
                 {"system": system, "target": f"{target_system} {target_code}", "problem": problem},
             )

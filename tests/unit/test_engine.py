@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from processor.code_table.table import CodeTable
 from processor.engine import RULES, Outcome, decide
-from tests.conftest import a_claim, an_order
+from tests.conftest import SMALL_POLICY, SMALL_TABLE, a_claim, an_order
 from tests.unit.test_duplicates import DUPLICATE_CASES
 
 
@@ -623,3 +624,23 @@ def test_every_rule_is_declared_with_a_message_and_outcomes():
         assert rule.outcome in Outcome and rule.order_outcome in Outcome
         assert "{field}" in rule.message or "{value" in rule.message
         assert rule.category in {"A3", "A6", "A7", "A8", "P2"}
+
+
+def test_remembered_answers_follow_the_table_as_it_changes():
+    """The engine keeps its per-code answers in the table's memo; a change to the table must reach the
+    next decision, and a reason must name the field of the event at hand, not of the one that filled the memo."""
+    table = CodeTable("test").load([*SMALL_TABLE, *SMALL_POLICY])
+    claim = a_claim(diagnoses=dx("E11.9", "I10"))
+    assert decide(claim, "claim", table).outcome is Outcome.ACCEPTED
+    assert table.memo  # the answers were kept
+
+    ((key, record),) = [(k, r) for k, r in SMALL_TABLE if k.startswith("ICD-10-CM|I10|")]
+    table.apply(key, None)  # I10 withdrawn
+    assert not table.memo
+    withdrawn = decide(claim, "claim", table)
+    assert [(r.id, r.field) for r in withdrawn.reasons] == [("diagnosis.not_in_table", "diagnoses[1].code")]
+    swapped = decide(a_claim(diagnoses=dx("I10", "E11.9")), "claim", table)  # same answer, other field
+    assert [(r.id, r.field) for r in swapped.reasons] == [("diagnosis.not_in_table", "diagnoses[0].code")]
+
+    table.apply(key, record)  # and back
+    assert decide(claim, "claim", table).outcome is Outcome.ACCEPTED
