@@ -2,8 +2,9 @@
 
 A consumer group over the claims and lab-orders topics, with the worker's own client settings (read_committed,
 acks=all, idempotent producer, the same batch size, batch timeout and linger): per batch it parses every value
-(orjson), serializes it again, sends it to the accepted topic with the record's key, waits for every
-acknowledgement, then commits the batch's offsets. No schema check, no code table, no decision: the
+(orjson), serializes it again, sends them to the accepted topic with their keys the way the worker sends
+(``delivery.send_batched``: one record batch per partition), waits for every acknowledgement, then commits
+the batch's offsets. No schema check, no code table, no decision: the
 difference between this and the processor is the cost of deciding.
 
 Run as ``python -m processor.bench.ceiling`` with the processor's settings in the environment; SIGTERM stops it.
@@ -13,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from processor.config import Settings
+from processor.kafka.delivery import Message, send_batched
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
@@ -51,14 +52,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             )
             if not batches:
                 continue
-            deliveries: list[asyncio.Future[Any]] = []
+            messages: list[Message] = []
             offsets = {}
             for tp, records in batches.items():
                 for record in records:
-                    value = orjson.dumps(orjson.loads(record.value))
-                    deliveries.append(await producer.send(topics.accepted, value, key=record.key))
+                    messages.append((topics.accepted, record.key, orjson.dumps(orjson.loads(record.value)), None))
                 offsets[tp] = records[-1].offset + 1
-            await asyncio.gather(*deliveries)
+            await asyncio.gather(*await send_batched(producer, messages))
             await consumer.commit(offsets)
     finally:
         await consumer.stop()

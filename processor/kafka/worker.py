@@ -47,7 +47,7 @@ from processor.engine.duplicates import SeenClaims
 from processor.engine.policy import load_policy
 from processor.engine.rules import Outcome
 from processor.kafka.clients import KafkaAccessError, check_access, client_options
-from processor.kafka.delivery import AtLeastOnce, DeliveryFailed, ExactlyOnce, PartitionBatch
+from processor.kafka.delivery import AtLeastOnce, DeliveryFailed, ExactlyOnce, Message, PartitionBatch
 from processor.kafka.topics import ensure_topics
 from processor.metrics import HealthServer, Metrics
 
@@ -218,7 +218,7 @@ class Worker:
         tally: _Tally,
         table: CodeTable,
         decided_at: str,
-        out: list[tuple[str, bytes | None, bytes, int | None]],
+        out: list[Message],
     ) -> None:
         """Append what one input record becomes: its decision (and, for a claim, its changelog entry in
         the duplicate window), or a dead letter."""
@@ -259,9 +259,7 @@ class Worker:
         if seen is not None:
             out.append((self.settings.topics.seen_claims, seen.claim_id.encode(), seen.as_record(), record.partition))
 
-    def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], tally: _Tally, error: str, at: str
-    ) -> tuple[str, bytes | None, bytes, int | None]:
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], tally: _Tally, error: str, at: str) -> Message:
         tally.dead += 1
         letter = {
             "source": {
