@@ -89,6 +89,8 @@ async def send_batched(producer: AIOKafkaProducer, messages: Iterable[Message]) 
             builder = builders[(topic, partition)] = producer.create_batch()
             builder.append(key=key, value=value, timestamp=None)  # an empty batch takes any one record
     ready.extend((topic, partition, builder) for (topic, partition), builder in builders.items())
+    for _, _, builder in ready:
+        builder.close()  # complete: the sender takes a closed batch at once instead of lingering on it
     return [await producer.send_batch(builder, topic, partition=partition) for topic, partition, builder in ready]
 
 
@@ -194,7 +196,9 @@ class ExactlyOnce:
         producer = self.producers[batch.tp]
         try:
             await producer.begin_transaction()
-            await send_batched(producer, batch.messages)  # commit_transaction waits for them
+            # The offsets go into the transaction while the records are in flight (the transaction
+            # coordinator's round trips overlap the produce); commit_transaction waits for the records.
+            await send_batched(producer, batch.messages)
             await producer.send_offsets_to_transaction({batch.tp: batch.next_offset}, self.settings.group_id)
             await producer.commit_transaction()
             log.debug("committed %s offsets %d..%d", batch.tp, batch.first_offset, batch.next_offset - 1)

@@ -2,7 +2,9 @@
 
 Per batch: take up to ``batch_max_records`` records, decide all of them against the code table (no I/O:
 the code table changes only between batches, so one batch sees one table), then hand the outgoing records
-and the consumed offsets to the delivery (``processor.kafka.delivery``):
+and the consumed offsets to the delivery (``processor.kafka.delivery``). The delivery runs while the next
+batch is fetched and decided; that batch is delivered only once the one before it has settled (delivered,
+or failed and rewound), and only the partitions that carry on exactly where the settled batch ended:
 
 - exactly-once (default): per input partition, decisions, dead letters and offsets commit in one Kafka
   transaction; readers of the outcome topics use ``isolation_level=read_committed``;
@@ -102,6 +104,9 @@ class Worker:
         # The duplicate window per claims partition, rebuilt from the changelog on assignment.
         self._seen: dict[int, SeenClaims] = {}
         self._changelog: AIOKafkaConsumer | None = None
+        # The batch being delivered while the next one is fetched and decided, with its tallies.
+        self._in_flight: asyncio.Task[None] | None = None
+        self._in_flight_parts: tuple[list[PartitionBatch], dict[TopicPartition, _Tally]] = ([], {})
 
     def is_ready(self) -> bool:
         """True once the code table is loaded and the worker consumes."""
@@ -153,21 +158,19 @@ class Worker:
                 batches = await consumer.getmany(
                     timeout_ms=settings.batch_timeout_ms, max_records=settings.batch_max_records
                 )
-                if not batches:
-                    continue
                 async with self._lock:
-                    if generation == self._generation:
-                        await self._handle(consumer, delivery, batches)
-                    else:  # fetched before a rebalance: read these partitions again from where they stand
-                        for tp in batches:
-                            if tp in self._next:
-                                consumer.seek(tp, self._next[tp])
+                    if batches:
+                        await self._handle(consumer, delivery, batches, generation)
+                    elif self._in_flight is not None:  # nothing new: count the last batch once it is in
+                        await self.settle(consumer)
         finally:
             self._consuming = False
             self.metrics.ready.set(0)
             if lag_refresh is not None:
                 lag_refresh.cancel()
             if consumer is not None:
+                async with self._lock:
+                    await self.settle(consumer)  # the last batch is delivered (or rewound) before we leave
                 await consumer.stop()
             if delivery is not None:
                 await delivery.stop()
@@ -182,14 +185,67 @@ class Worker:
         consumer: AIOKafkaConsumer,
         delivery: AtLeastOnce | ExactlyOnce,
         batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        generation: int,
     ) -> None:
-        """Decide one batch (no awaits: one code table), deliver it, then count what was delivered."""
+        """Decide one batch (no awaits: one code table) while the previous one is delivered; once that has
+        settled, start delivering this one. Called with ``_lock`` held."""
+        if generation != self._generation:
+            self._drop(consumer, list(batches))  # fetched before a rebalance
+            return
+        parts, tallies = self._decide(delivery, batches)
+        rewound = await self.settle(consumer)
+        if generation != self._generation:  # a rebalance began while we waited
+            self._drop(consumer, [part.tp for part in parts])
+            return
+        # Not the partitions whose delivery failed: they were rewound, and these records (which follow the
+        # failed ones) are decided again when they are read again.
+        carried_on = [part for part in parts if part.tp not in rewound]
+        if len(carried_on) < len(parts):
+            self._drop(consumer, [part.tp for part in parts if part.tp in rewound])
+        if carried_on:
+            self._in_flight_parts = (carried_on, {part.tp: tallies[part.tp] for part in carried_on})
+            self._in_flight = asyncio.create_task(delivery.deliver(carried_on), name="deliver")
+
+    def _drop(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Forget records fetched for ``partitions``: read them again from the next offset to decide."""
+        for tp in partitions:
+            if tp in self._next:
+                consumer.seek(tp, self._next[tp])
+
+    async def settle(self, consumer: AIOKafkaConsumer) -> set[TopicPartition]:
+        """Wait for the batch in flight: on success its partitions move on; on failure they are rewound to
+        decide those records again (returned). Then count what was delivered. Called with ``_lock`` held."""
+        task, self._in_flight = self._in_flight, None
+        if task is None:
+            return set()
+        parts, tallies = self._in_flight_parts
+        self._in_flight_parts = ([], {})
+        rewound = set()
+        try:
+            await task
+        except DeliveryFailed as failure:
+            log.warning("%s; rewinding to decide them again", failure)
+            for part in failure.batches:
+                tallies.pop(part.tp, None)
+                consumer.seek(part.tp, part.first_offset)
+                rewound.add(part.tp)
+        for part in parts:
+            if part.tp in tallies and part.tp in self._next:
+                self._next[part.tp] = part.next_offset
+        self._count(consumer, parts, tallies)
+        return rewound
+
+    def _decide(
+        self, delivery: AtLeastOnce | ExactlyOnce, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> tuple[list[PartitionBatch], dict[TopicPartition, _Tally]]:
+        """What each partition's records become, against one code table (no awaits)."""
         decided_at = now_iso()
         table = self.table
         parts: list[PartitionBatch] = []
         tallies: dict[TopicPartition, _Tally] = {}
         for tp, records in batches.items():
-            start = self._next.get(tp)
+            # The next offset to decide: where the batch in flight ends, else the last settled one.
+            start = next((p.next_offset for p in self._in_flight_parts[0] if p.tp == tp), self._next.get(tp))
             if start is None or not delivery.owns(tp) or records[-1].offset < start:
                 continue
             if records[0].offset < start:
@@ -200,17 +256,7 @@ class Worker:
             for record in records:
                 self._outcome(record, tally, table, decided_at, part.messages)
             parts.append(part)
-        try:
-            await delivery.deliver(parts)
-        except DeliveryFailed as failure:
-            log.warning("%s; rewinding to decide them again", failure)
-            for part in failure.batches:
-                tallies.pop(part.tp, None)
-                consumer.seek(part.tp, part.first_offset)
-        for part in parts:
-            if part.tp in tallies and part.tp in self._next:
-                self._next[part.tp] = part.next_offset
-        self._count(consumer, parts, tallies)
+        return parts, tallies
 
     def _outcome(
         self,
@@ -353,6 +399,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.worker._generation += 1  # the listener is part of the worker
         async with self.worker._lock:
+            await self.worker.settle(self.consumer)
             await self.delivery.revoked(list(revoked))
             for tp in revoked:
                 self.worker._next.pop(tp, None)

@@ -11,6 +11,7 @@ import urllib.request
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor import samples
@@ -47,6 +48,28 @@ async def test_claims_and_orders_land_on_their_outcome_topics(settings):
     )
     assert found["ORD-OK"]["_topic"] == t.accepted
     assert found["ORD-HDR"]["_topic"] == t.needs_review  # the lab checks with the doctor
+
+
+async def test_records_after_a_transaction_on_the_input_are_decided(settings):
+    """An upstream that writes claims in Kafka transactions leaves commit markers between them: offsets
+    skip, and the worker must go on past each gap (it once re-read the gap forever)."""
+    t = settings.topics
+    await load_table(settings, SMALL_TABLE)
+    upstream = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, transactional_id=settings.group_id + "-up"
+    )
+    await upstream.start()
+    try:
+        async with running_worker(settings):
+            for n in range(3):  # a transaction, its decision, then the next one after the marker
+                async with upstream.transaction():
+                    await upstream.send(t.claims, orjson.dumps(a_claim(claim_id=f"TX-{n}")), partition=0)
+                await read_all(settings, [t.accepted], n + 1)
+            await produce(settings, t.claims, [a_claim(claim_id="PLAIN-1")])
+            found = decisions(await read_all(settings, [t.accepted], 4))
+    finally:
+        await upstream.stop()
+    assert set(found) == {"TX-0", "TX-1", "TX-2", "PLAIN-1"}
 
 
 async def test_garbage_is_dead_lettered_and_the_next_record_is_still_decided(settings):
