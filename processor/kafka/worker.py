@@ -1,7 +1,7 @@
 """The worker: one member of the consumer group that decides every claim and lab order.
 
-Per batch: take up to ``batch_max_records`` records, decide all of them against the code table (no I/O:
-the code table changes only between batches, so one batch sees one table), then hand the outgoing records
+Per batch: take up to ``batch_max_records`` records, decide all of them against the code table (no I/O;
+the table may change between two events, never while one is decided), then hand the outgoing records
 and the consumed offsets to the delivery (``processor.kafka.delivery``). The delivery runs while the next
 batch is fetched and decided; that batch is delivered only once the one before it has settled (delivered,
 or failed and rewound), and only the partitions that carry on exactly where the settled batch ended:
@@ -54,6 +54,9 @@ from processor.kafka.topics import ensure_topics
 from processor.metrics import HealthServer, Metrics
 
 log = logging.getLogger(__name__)
+
+# Records decided between two turns of the event loop (a few milliseconds of work).
+YIELD_EVERY = 200
 
 
 def now_iso() -> str:
@@ -187,12 +190,12 @@ class Worker:
         batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
         generation: int,
     ) -> None:
-        """Decide one batch (no awaits: one code table) while the previous one is delivered; once that has
-        settled, start delivering this one. Called with ``_lock`` held."""
+        """Decide one batch while the previous one is delivered; once that has settled, start delivering
+        this one. Called with ``_lock`` held."""
         if generation != self._generation:
             self._drop(consumer, list(batches))  # fetched before a rebalance
             return
-        parts, tallies = self._decide(delivery, batches)
+        parts, tallies = await self._decide(delivery, batches)
         rewound = await self.settle(consumer)
         if generation != self._generation:  # a rebalance began while we waited
             self._drop(consumer, [part.tp for part in parts])
@@ -235,10 +238,12 @@ class Worker:
         self._count(consumer, parts, tallies)
         return rewound
 
-    def _decide(
+    async def _decide(
         self, delivery: AtLeastOnce | ExactlyOnce, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> tuple[list[PartitionBatch], dict[TopicPartition, _Tally]]:
-        """What each partition's records become, against one code table (no awaits)."""
+        """What each partition's records become. Every ``YIELD_EVERY`` records the event loop gets a turn,
+        so that the batch in flight goes on through its transaction's round trips meanwhile; the code
+        table may change at such a turn, never while one event is decided."""
         decided_at = now_iso()
         table = self.table
         parts: list[PartitionBatch] = []
@@ -253,8 +258,10 @@ class Worker:
                 records = [record for record in records if record.offset >= start]
             part = PartitionBatch(tp, records[0].offset, records[-1].offset + 1)
             tally = tallies[tp] = _Tally(self._kind_of[tp.topic])
-            for record in records:
+            for n, record in enumerate(records, start=1):
                 self._outcome(record, tally, table, decided_at, part.messages)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             parts.append(part)
         return parts, tallies
 
