@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--events", type=int, help="events in the timed backlog (default 100000; --quick 2000)")
     bench.add_argument("--warmup-events", type=int, help="untimed events first (default a tenth of --events)")
     bench.add_argument("--latency-seconds", type=float, help="length of the latency phase (default 10; --quick 2)")
+    bench.add_argument(
+        "--latency-rate", type=float, help="events/s of the latency phase (default: half of each variant's drain rate)"
+    )
     bench.add_argument("--workers", default="1,2", help="worker processes to measure exactly-once with (default 1,2)")
     bench.add_argument("--only", help="comma-separated subset of: engine,ceiling,exactly_once,at_least_once,faust")
     bench.add_argument("--partitions", type=int, default=6, help="partitions of the input and output topics")
@@ -270,6 +273,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         events=args.events or (2000 if args.quick else 100_000),
         warmup=args.warmup_events,
         latency_seconds=args.latency_seconds or (2.0 if args.quick else 10.0),
+        latency_rate=args.latency_rate,
         workers=[int(n) for n in args.workers.split(",")],
         only=only,
         partitions=args.partitions,

@@ -38,6 +38,7 @@ class BenchOptions:
     events: int = 100_000
     warmup: int | None = None  # default: a tenth of ``events``, at least 200
     latency_seconds: float = 10.0
+    latency_rate: float | None = None  # default: half of each variant's drain rate
     workers: list[int] = field(default_factory=lambda: [1, 2])
     only: set[str] = field(default_factory=lambda: set(VARIANT_NAMES))
     partitions: int = 6
@@ -108,6 +109,7 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
             "events": options.events,
             "warmup_events": options.warmup_events,
             "latency_seconds": options.latency_seconds,
+            "latency_rate": options.latency_rate,
             "partitions": options.partitions,
             "seed": options.seed,
             "batch_max_records": settings.batch_max_records,
@@ -131,7 +133,7 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
             progress.begin(variant.label)
             try:
                 results["variants"][variant.id] = await run_variant(
-                    variant, settings, run_id, data, options.latency_seconds, progress, log_dir
+                    variant, settings, run_id, data, options.latency_seconds, options.latency_rate, progress, log_dir
                 )
             except Exception as err:  # one variant failing must not lose the others' figures
                 progress.note(f"failed: {err}")

@@ -13,8 +13,8 @@ For each variant (the same steps, the same data, the same sizes):
    gate / time from the gate to the last one. Every variant reads committed records only (the Faust agent
    is set to), so none can start on the backlog before the gate; should one do so anyway, only what it
    decides after the gate is counted, over the time after the gate.
-5. latency: events produced at half the measured drain rate for ``latency_seconds``, each timed from the
-   producer's send to its decision being visible (read_committed);
+5. latency: events produced at half the measured drain rate (or at ``latency_rate``) for ``latency_seconds``,
+   each timed from the producer's send to its decision being visible (read_committed);
 6. peak RSS (VmHWM) of each process, then SIGTERM (SIGKILL after 30 s) and the run's topics are deleted.
 """
 
@@ -101,6 +101,7 @@ async def run_variant(
     run_id: str,
     data: BenchData,
     latency_seconds: float,
+    latency_rate: float | None,
     progress: Progress,
     log_dir: Path,
 ) -> dict[str, Any]:
@@ -160,9 +161,8 @@ async def run_variant(
         if before_gate:
             drain["decided_before_gate"] = before_gate
 
-        latency = await _latency(
-            settings, data, observer, drain["events_per_s"] / 2, latency_seconds, processes, logs, progress
-        )
+        rate = latency_rate or drain["events_per_s"] / 2
+        latency = await _latency(settings, data, observer, rate, latency_seconds, processes, logs, progress)
         final_memory = [memory_mb(p.pid) for p in processes]
     finally:
         await gate.stop()
