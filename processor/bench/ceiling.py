@@ -1,10 +1,10 @@
 """The ceiling: what aiokafka and orjson alone move on this machine, deciding nothing.
 
 A consumer group over the claims and lab-orders topics, with the worker's own client settings (read_committed,
-acks=all, idempotent producer, the same batch size, batch timeout and linger): per batch it parses every value
-(orjson), serializes it again, sends them to the accepted topic with their keys the way the worker sends
-(``delivery.send_batched``: one record batch per partition), waits for every acknowledgement, then commits
-the batch's offsets. No schema check, no code table, no decision: the
+acks=all, idempotent producer, the same batch size, batch timeout and linger): per batch it parses every
+value (orjson), serializes it again, sends them to the accepted topic the way the worker sends
+(``delivery.send_batched``: one record batch per partition, on the input partition's number), waits for
+every acknowledgement, then commits the batch's offsets. No schema check, no code table, no decision: the
 difference between this and the processor is the cost of deciding.
 
 Run as ``python -m processor.bench.ceiling`` with the processor's settings in the environment; SIGTERM stops it.
@@ -56,7 +56,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             offsets = {}
             for tp, records in batches.items():
                 for record in records:
-                    messages.append((topics.accepted, record.key, orjson.dumps(orjson.loads(record.value)), None))
+                    value = orjson.dumps(orjson.loads(record.value))
+                    messages.append((topics.accepted, record.key, value, tp.partition))
                 offsets[tp] = records[-1].offset + 1
             await asyncio.gather(*await send_batched(producer, messages))
             await consumer.commit(offsets)

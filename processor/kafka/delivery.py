@@ -1,15 +1,19 @@
 """Delivering a decided batch to Kafka: the decisions and dead letters, and the consumed offsets.
 
 The worker decides a batch first (no I/O), then hands it to a delivery as one ``PartitionBatch`` per
-input partition. Two deliveries, one contract each:
+input partition. Every outgoing record goes to the partition with the number of its input partition (modulo
+the output topic's partition count), so the outputs keep the inputs' partitioning and order. Two
+deliveries, one contract each:
 
-``ExactlyOnce`` (the default): per input partition, the outgoing records and the partition's next offset
-commit in ONE Kafka transaction, or not at all. aiokafka's transactional offset commit carries no group
-generation (no KIP-447), so zombies are fenced the way Kafka Streams' first exactly-once mode and faust
-do it: one transactional producer per assigned input partition, with the transactional id
-``<group>-<topic>-<partition>``, started on assignment (which fences any older producer of that id and
-aborts its open transaction) and closed on revocation. A reader of the outcome topics with
-``isolation_level=read_committed`` sees each decision exactly once.
+``ExactlyOnce`` (the default): per partition number, the outgoing records of the input partitions with that
+number and their next offsets commit in ONE Kafka transaction, or not at all. aiokafka's transactional offset
+commit carries no group generation (no KIP-447), so zombies are fenced the way Kafka Streams' first
+exactly-once mode does it: one transactional producer per partition number, with the transactional id
+``<group>-<number>``, started on assignment (which fences any older producer of that id and aborts its open
+transaction) and closed on revocation. The group's assignor (``processor.kafka.assignor``) gives every
+partition with one number to one member, so one producer is the only writer of its output partitions: a
+decision is visible to ``isolation_level=read_committed`` readers as soon as its own transaction commits, and
+they see each decision exactly once.
 
 ``AtLeastOnce``: one idempotent producer; the offsets are committed through the consumer group after every
 send of the batch is acknowledged (acks=all). Nothing is lost; a crash between the two decides a batch
@@ -23,14 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, InvalidProducerEpoch, KafkaError, ProducerFenced
-from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from processor.config import Settings
@@ -44,8 +47,8 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 @dataclass(slots=True)
 class PartitionBatch:
-    """What one input partition's records became: (topic, key, value, partition or None) to send, and the
-    offsets consumed."""
+    """What one input partition's records became: (topic, key, value, partition) to send, and the offsets
+    consumed."""
 
     tp: TopicPartition
     first_offset: int
@@ -61,26 +64,25 @@ class DeliveryFailed(Exception):
         self.batches = batches
 
 
-Message = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition (None: by key)
+Message = tuple[str, bytes | None, bytes, int]  # topic, key, value, partition (modulo the topic's count)
 
 
 async def send_batched(producer: AIOKafkaProducer, messages: Iterable[Message]) -> list[asyncio.Future[Any]]:
     """Queue ``messages`` on ``producer`` as one record batch per topic partition; the futures of the batches.
 
-    aiokafka's ``send()`` waits on metadata, makes a future and walks the accumulator for every record
-    (tens of microseconds each); building the batches ourselves (``create_batch``/``send_batch``) costs
-    about two. A message without a partition goes where ``send()`` would put it: murmur2 of the key, like
-    the Java client, so that one key always lands on one partition; a random one without a key.
+    A message's partition is taken modulo the topic's partition count, so an output topic with fewer
+    partitions than the inputs still takes every record. aiokafka's ``send()`` waits on metadata, makes a
+    future and walks the accumulator for every record (tens of microseconds each); building the batches
+    ourselves (``create_batch``/``send_batch``) costs about two.
     """
     builders: dict[tuple[str, int], BatchBuilder] = {}
     ready: list[tuple[str, int, BatchBuilder]] = []
     counts: dict[str, int] = {}
-    for topic, key, value, partition in messages:
-        if partition is None:
-            count = counts.get(topic)
-            if count is None:
-                count = counts[topic] = len(await producer.partitions_for(topic))
-            partition = (murmur2(key) & 0x7FFFFFFF) % count if key is not None else random.randrange(count)
+    for topic, key, value, number in messages:
+        count = counts.get(topic)
+        if count is None:
+            count = counts[topic] = len(await producer.partitions_for(topic))
+        partition = number % count
         builder = builders.get((topic, partition))
         if builder is None:
             builder = builders[(topic, partition)] = producer.create_batch()
@@ -142,80 +144,95 @@ class AtLeastOnce:
 
 
 class ExactlyOnce:
-    """A transactional producer per assigned input partition; records and offsets commit atomically."""
+    """A transactional producer per assigned partition number; records and offsets commit atomically."""
 
     def __init__(self, settings: Settings, consumer: AIOKafkaConsumer) -> None:
         self.settings = settings
         self.consumer = consumer
-        self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
-        # Partitions whose producer was fenced: another worker owns them; never reopen (that would fence
-        # the rightful owner) until the group assigns them to us again.
-        self.fenced: set[TopicPartition] = set()
+        self.producers: dict[int, AIOKafkaProducer] = {}
+        # Partition numbers whose producer was fenced: another worker owns them; never reopen (that would
+        # fence the rightful owner) until the group assigns them to us again.
+        self.fenced: set[int] = set()
 
-    def transactional_id(self, tp: TopicPartition) -> str:
-        return f"{self.settings.group_id}-{tp.topic}-{tp.partition}"
+    def transactional_id(self, number: int) -> str:
+        return f"{self.settings.group_id}-{number}"
 
     async def start(self) -> None:
         """Producers are made on assignment."""
 
     async def stop(self) -> None:
-        await self.revoked(list(self.producers))
+        await _close_all([self.producers.pop(number) for number in list(self.producers)])
 
     async def assigned(self, partitions: list[TopicPartition]) -> None:
-        """Start a producer per new partition; starting one fences every older producer of its id."""
-        self.fenced.difference_update(partitions)
-        await asyncio.gather(*(self._open(tp) for tp in partitions if tp not in self.producers))
+        """Start a producer per new partition number; starting one fences every older producer of its id."""
+        numbers = {tp.partition for tp in partitions}
+        self.fenced -= numbers
+        await asyncio.gather(*(self._open(number) for number in numbers if number not in self.producers))
 
-    async def _open(self, tp: TopicPartition) -> None:
+    async def _open(self, number: int) -> None:
         # A new transaction right after a commit often meets CONCURRENT_TRANSACTIONS while the broker writes
         # the previous commit markers; retrying after 10 ms instead of the default 100 ms cuts the wait.
-        producer = _producer(self.settings, transactional_id=self.transactional_id(tp), retry_backoff_ms=10)
+        producer = _producer(self.settings, transactional_id=self.transactional_id(number), retry_backoff_ms=10)
         await producer.start()
-        self.producers[tp] = producer
+        self.producers[number] = producer
 
     async def revoked(self, partitions: list[TopicPartition]) -> None:
-        """Close the producers of partitions given up (the worker has finished its in-flight batch)."""
-        closing = [self.producers.pop(tp) for tp in partitions if tp in self.producers]
-        await asyncio.gather(*(_close(p) for p in closing))
+        """Close the producers of the partitions given up (the worker has finished its in-flight batch)."""
+        numbers = {tp.partition for tp in partitions}
+        await _close_all([self.producers.pop(n) for n in numbers if n in self.producers])
 
     def owns(self, tp: TopicPartition) -> bool:
-        return tp not in self.fenced
+        return tp.partition not in self.fenced
 
     async def deliver(self, batches: list[PartitionBatch]) -> None:
-        results = await asyncio.gather(*(self._transact(b) for b in batches), return_exceptions=True)
-        failed = [b for b, r in zip(batches, results, strict=True) if isinstance(r, BaseException)]
+        by_number: dict[int, list[PartitionBatch]] = defaultdict(list)
+        for batch in batches:
+            by_number[batch.tp.partition].append(batch)
+        groups = list(by_number.items())
+        results = await asyncio.gather(*(self._transact(n, group) for n, group in groups), return_exceptions=True)
+        failed = [
+            batch
+            for (_, group), result in zip(groups, results, strict=True)
+            if isinstance(result, BaseException)
+            for batch in group
+        ]
         if failed:
             cause = next(r for r in results if isinstance(r, BaseException))
             raise DeliveryFailed(failed, cause)
 
-    async def _transact(self, batch: PartitionBatch) -> None:
-        if batch.tp in self.fenced:
-            return  # another worker owns the partition: it decides these records
-        if batch.tp not in self.producers:
-            await self._open(batch.tp)  # the last transaction failed and its producer was closed
-        producer = self.producers[batch.tp]
+    async def _transact(self, number: int, batches: list[PartitionBatch]) -> None:
+        if number in self.fenced:
+            return  # another worker owns the partitions: it decides these records
+        if number not in self.producers:
+            await self._open(number)  # the last transaction failed and its producer was closed
+        producer = self.producers[number]
         try:
             await producer.begin_transaction()
             # The offsets go into the transaction while the records are in flight (the transaction
             # coordinator's round trips overlap the produce); commit_transaction waits for the records.
-            await send_batched(producer, batch.messages)
-            await producer.send_offsets_to_transaction({batch.tp: batch.next_offset}, self.settings.group_id)
+            await send_batched(producer, (m for b in batches for m in b.messages))
+            offsets = {b.tp: b.next_offset for b in batches}
+            await producer.send_offsets_to_transaction(offsets, self.settings.group_id)
             await producer.commit_transaction()
-            log.debug("committed %s offsets %d..%d", batch.tp, batch.first_offset, batch.next_offset - 1)
+            log.debug("committed partition %d offsets %s", number, offsets)
         except (ProducerFenced, InvalidProducerEpoch):
-            # Another producer took over this transactional id (a new owner of the partition), or the
+            # Another producer took over this transactional id (a new owner of the partitions), or the
             # broker aborted a transaction that outlived transaction.timeout.ms. Either way only the group
-            # can say who owns the partition now: rejoin, and reopen only if it is assigned to us again.
-            log.warning("producer for %s was fenced; rejoining the group", batch.tp)
-            self.fenced.add(batch.tp)
-            self.producers.pop(batch.tp, None)
+            # can say who owns the partitions now: rejoin, and reopen only if they are assigned to us again.
+            log.warning("producer for partition %d was fenced; rejoining the group", number)
+            self.fenced.add(number)
+            self.producers.pop(number, None)
             await _close(producer)
             self.consumer._coordinator.request_rejoin()  # aiokafka has no public rejoin
         except BaseException:
             # Whatever state the transaction is in, the next producer of this id aborts it when it starts.
-            self.producers.pop(batch.tp, None)
+            self.producers.pop(number, None)
             await _close(producer)
             raise
+
+
+async def _close_all(producers: list[AIOKafkaProducer]) -> None:
+    await asyncio.gather(*(_close(p) for p in producers))
 
 
 async def _close(producer: AIOKafkaProducer, timeout: float = 10.0) -> None:

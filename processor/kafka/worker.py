@@ -6,12 +6,16 @@ and the consumed offsets to the delivery (``processor.kafka.delivery``). The del
 batch is fetched and decided; that batch is delivered only once the one before it has settled (delivered,
 or failed and rewound), and only the partitions that carry on exactly where the settled batch ended:
 
-- exactly-once (default): per input partition, decisions, dead letters and offsets commit in one Kafka
-  transaction; readers of the outcome topics use ``isolation_level=read_committed``;
+- exactly-once (default): per partition number (the group assigns a number's partitions of both inputs
+  to one worker), decisions, dead letters and offsets commit in one Kafka transaction; readers of the
+  outcome topics use ``isolation_level=read_committed``;
 - at-least-once: offsets are committed after every send is acknowledged.
 
 If a delivery fails (the broker went away, a transaction was aborted), the worker rewinds those partitions
 to the batch's first offset and decides the records again; nothing is committed that was not delivered.
+
+Every outgoing record goes to the partition with its input partition's number: the outputs keep the inputs'
+partitioning and order (with inputs keyed by event id, as usual, that is also the key's partition).
 
 Guarantees, whatever the guarantee setting:
 - Nothing is decided before the code table is loaded; ``/readyz`` says so.
@@ -48,6 +52,7 @@ from processor.engine import decide
 from processor.engine.duplicates import SeenClaims
 from processor.engine.policy import load_policy
 from processor.engine.rules import Outcome
+from processor.kafka.assignor import PartitionNumberAssignor
 from processor.kafka.clients import KafkaAccessError, check_access, client_options
 from processor.kafka.delivery import AtLeastOnce, DeliveryFailed, ExactlyOnce, Message, PartitionBatch
 from processor.kafka.topics import ensure_topics
@@ -137,6 +142,7 @@ class Worker:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
+                partition_assignment_strategy=(PartitionNumberAssignor,),
             )
             exactly_once = settings.processing_guarantee == "exactly_once"
             delivery = (ExactlyOnce if exactly_once else AtLeastOnce)(settings, consumer)
@@ -308,7 +314,7 @@ class Worker:
         for reason in decision.reasons:
             tally.reasons[reason.id] += 1
         key = decision.event_id.encode() if decision.event_id else record.key
-        out.append((self._topic_of[decision.outcome], key, value, None))
+        out.append((self._topic_of[decision.outcome], key, value, record.partition))
         if seen is not None:
             out.append((self.settings.topics.seen_claims, seen.claim_id.encode(), seen.as_record(), record.partition))
 
@@ -323,7 +329,7 @@ class Worker:
             "raw": None if record.value is None else base64.b64encode(record.value).decode(),
             "dead_lettered_at": at,
         }  # fmt: skip
-        return self.settings.topics.dead_letter, record.key, orjson.dumps(letter), None
+        return self.settings.topics.dead_letter, record.key, orjson.dumps(letter), record.partition
 
     async def _load_seen(self, partitions: list[TopicPartition]) -> None:
         """Rebuild the duplicate window of newly assigned claims partitions from their changelog."""

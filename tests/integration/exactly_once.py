@@ -138,7 +138,8 @@ async def wait_until_committed(settings: Settings, timeout: float) -> None:
 
 async def outputs_by_source(settings: Settings) -> list[tuple[tuple[str, int, int], str | None]]:
     """Every committed record on the outcome and dead-letter topics, read to their end with read_committed,
-    as (source coordinates, event id)."""
+    as (source coordinates, event id). Each must sit on its input partition's number (one writer per output
+    partition, whichever worker owned the input partition then)."""
     topics = settings.topics
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, isolation_level="read_committed",
                                 auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
@@ -154,6 +155,7 @@ async def outputs_by_source(settings: Settings) -> list[tuple[tuple[str, int, in
                 for record in records:
                     value = orjson.loads(record.value)
                     source = value["source"]
+                    assert record.partition == source["partition"], (record.topic, record.partition, source)
                     found.append(((source["topic"], source["partition"], source["offset"]), value.get("event_id")))
         return found
     finally:

@@ -34,7 +34,10 @@ async def test_claims_and_orders_land_on_their_outcome_topics(settings):
         await produce(
             settings, t.orders, [an_order(order_id="ORD-OK"), an_order(order_id="ORD-HDR", diagnoses=HEADER_DX)]
         )
-        found = decisions(await read_all(settings, [t.accepted, t.returned, t.needs_review], 4))
+        records = await read_all(settings, [t.accepted, t.returned, t.needs_review], 4)
+    found = decisions(records)
+    # Each decision sits on its input partition's number: outputs keep the inputs' partitioning.
+    assert all(r.partition == found[orjson.loads(r.value)["event_id"]]["source"]["partition"] for r in records)
     assert found["OK-1"]["_topic"] == t.accepted and found["OK-1"]["reasons"] == []
     returned = found["HDR-1"]
     assert returned["_topic"] == t.returned and returned["outcome"] == "returned"
