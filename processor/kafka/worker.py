@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import logging
 import time
 import traceback
@@ -135,6 +136,7 @@ class Worker:
             await self.follower.start()
             if not await _first(self.follower.loaded.wait(), stop.wait()):
                 return
+            _freeze_long_lived()
             consumer = AIOKafkaConsumer(
                 **client_options(settings),
                 group_id=settings.group_id,
@@ -438,6 +440,18 @@ class _Rebalance(ConsumerRebalanceListener):
                 worker._next[tp] = committed
             await worker._load_seen(assigned)
         log.info("assigned %d partition(s)", len(assigned))
+
+
+def _freeze_long_lived() -> None:
+    """Take what exists now (mostly the code table) out of the garbage collector's sight.
+
+    Those objects live as long as the worker. Left in the oldest generation, every full collection walks
+    them all: 40 ms with the default table (about 217,000 tracked objects), a pause that full collections
+    bring back as the duplicate window grows. Frozen, a full collection walks only what was made since
+    (codes published later, the duplicate window, remembered answers): under a millisecond at start.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def run_until_stopped(settings: Settings, stop: asyncio.Event, create_topics: bool = True) -> int:
