@@ -9,6 +9,10 @@ Time is the claim's ``submitted_at``, so ``processor check`` and the worker agre
 same way. A record seen again at the same source coordinates (a replay after a crash or an aborted
 transaction) is not a duplicate of itself. The worker keeps one ``SeenClaims`` per claims partition and
 its changes in a compacted changelog topic, written in the same transaction as the decisions.
+
+Memory is bounded by the window: entries submitted more than a window before the newest claim seen are
+dropped (in a sweep every quarter of the entries' count), so a claim submitted that long before the newest
+one is checked only against what is still kept.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ class SeenClaims:
         self.window_ms = window_ms
         self._by_id: dict[str, Seen] = {}
         self._by_content: dict[str, Seen] = {}
+        self._newest_ms = 0
+        self._since_sweep = 0
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -109,6 +115,18 @@ class SeenClaims:
         self._by_content.setdefault(seen.fingerprint, seen)
         if self._by_content[seen.fingerprint].at_ms < seen.at_ms - self.window_ms:
             self._by_content[seen.fingerprint] = seen
+        if seen.at_ms > self._newest_ms:
+            self._newest_ms = seen.at_ms
+        self._since_sweep += 1
+        if self._since_sweep > max(1024, len(self._by_id) // 4):
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Drop the entries submitted more than a window before the newest: no claim near it can match them."""
+        horizon = self._newest_ms - self.window_ms
+        self._by_id = {key: seen for key, seen in self._by_id.items() if seen.at_ms >= horizon}
+        self._by_content = {key: seen for key, seen in self._by_content.items() if seen.at_ms >= horizon}
+        self._since_sweep = 0
 
     def apply_record(self, value: bytes | None) -> None:
         """Take one changelog record value; ignores values that are not changelog entries."""
