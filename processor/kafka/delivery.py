@@ -96,6 +96,13 @@ async def send_batched(producer: AIOKafkaProducer, messages: Iterable[Message]) 
     return [await producer.send_batch(builder, topic, partition=partition) for topic, partition, builder in ready]
 
 
+def _release(batches: list[PartitionBatch]) -> None:
+    """Drop the decided records once they are in the producer's record batches: a copy less held while
+    the batch is in flight. A failed delivery decides the records again; it never resends these."""
+    for batch in batches:
+        batch.messages = []
+
+
 def _producer(settings: Settings, **extra: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         **client_options(settings),
@@ -133,7 +140,9 @@ class AtLeastOnce:
 
     async def deliver(self, batches: list[PartitionBatch]) -> None:
         try:
-            await asyncio.gather(*await send_batched(self.producer, (m for b in batches for m in b.messages)))
+            sent = await send_batched(self.producer, (m for b in batches for m in b.messages))
+            _release(batches)
+            await asyncio.gather(*sent)
         except KafkaError as err:
             raise DeliveryFailed(batches, err) from err
         try:
@@ -211,6 +220,7 @@ class ExactlyOnce:
             # The offsets go into the transaction while the records are in flight (the transaction
             # coordinator's round trips overlap the produce); commit_transaction waits for the records.
             await send_batched(producer, (m for b in batches for m in b.messages))
+            _release(batches)
             offsets = {b.tp: b.next_offset for b in batches}
             await producer.send_offsets_to_transaction(offsets, self.settings.group_id)
             await producer.commit_transaction()
