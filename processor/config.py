@@ -90,8 +90,10 @@ class Settings:
     group_instance_id: str | None = None
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9400
-    # How many records the worker takes in one batch, and how long it waits for a batch to fill.
-    batch_max_records: int = 2000
+    # How many records the worker takes in one batch, and how long it waits for a batch to fill. Under a
+    # backlog, 4000 drained about a third faster than 2000 (fewer transactions per record); 8000 was no
+    # faster and peaked at 240 MB. Below the maximum rate batches are smaller anyway: latency is unchanged.
+    batch_max_records: int = 4000
     batch_timeout_ms: int = 200
     # Producer batching: how long a send may wait to fill a batch, and the largest batch.
     linger_ms: int = 5
