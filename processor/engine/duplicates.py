@@ -11,8 +11,9 @@ transaction) is not a duplicate of itself. The worker keeps one ``SeenClaims`` p
 its changes in a compacted changelog topic, written in the same transaction as the decisions.
 
 Memory is bounded by the window: entries submitted more than a window before the newest claim seen are
-dropped (in a sweep every quarter of the entries' count), so a claim submitted that long before the newest
-one is checked only against what is still kept.
+dropped (in a sweep once the entries taken since the last one reach half of those kept, and at least
+``SWEEP_AFTER``), so a claim submitted that long before the newest one is checked only against what is still
+kept.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 
 import orjson
 
+# The fewest entries taken between two sweeps: a sweep walks every entry, so not too often.
+SWEEP_AFTER = 16_384
 _CONTENT = ("submitter_id", "patient", "billing_provider", "diagnoses", "lines")
 
 
@@ -118,7 +121,7 @@ class SeenClaims:
         if seen.at_ms > self._newest_ms:
             self._newest_ms = seen.at_ms
         self._since_sweep += 1
-        if self._since_sweep > max(1024, len(self._by_id) // 4):
+        if self._since_sweep > max(SWEEP_AFTER, len(self._by_id) // 2):
             self._sweep()
 
     def _sweep(self) -> None:

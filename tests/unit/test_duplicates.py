@@ -3,7 +3,7 @@
 import pytest
 
 from processor.engine import decide
-from processor.engine.duplicates import SeenClaims, fingerprint
+from processor.engine.duplicates import SWEEP_AFTER, SeenClaims, fingerprint
 from tests.conftest import a_claim
 
 DAY_MS = 86_400_000
@@ -54,12 +54,13 @@ def test_the_window_is_rebuilt_from_its_changelog():
 def test_what_left_the_window_is_forgotten_and_what_is_in_it_is_kept():
     """Memory follows the window, not the history: a worker running for months keeps about a window."""
     seen = SeenClaims(30 * DAY_MS)
-    start = 1_760_000_000_000
-    for day in range(120):  # 40 claims a day for four months
-        for n in range(40):
-            seen.remember(f"CLM-{day}-{n}", f"content-{day}-{n}", start + day * DAY_MS + n, f"0:{day * 40 + n}")
-    assert 30 * 40 <= len(seen) <= 30 * 40 * 1.25 + 1024  # about a window, plus what the next sweep drops
+    start, per_day = 1_760_000_000_000, 400
+    for day in range(120):  # four months
+        for n in range(per_day):
+            seen.remember(f"CLM-{day}-{n}", f"content-{day}-{n}", start + day * DAY_MS + n, f"0:{day * per_day + n}")
+    window = 30 * per_day
+    assert window <= len(seen) <= window * 1.5 + SWEEP_AFTER  # a window, plus what the next sweep drops
     newest = start + 119 * DAY_MS
-    assert seen.match("CLM-100-1", "content-100-1", newest, "0:99999").exact  # 19 days ago: still known
-    assert seen.match("OTHER", "content-95-3", newest, "0:99999").first_id == "CLM-95-3"  # same content
-    assert seen.match("CLM-10-1", "content-10-1", start + 12 * DAY_MS, "0:99999") is None  # forgotten
+    assert seen.match("CLM-100-1", "content-100-1", newest, "0:99999999").exact  # 19 days ago: still known
+    assert seen.match("OTHER", "content-95-3", newest, "0:99999999").first_id == "CLM-95-3"  # same content
+    assert seen.match("CLM-10-1", "content-10-1", start + 12 * DAY_MS, "0:99999999") is None  # forgotten
