@@ -40,6 +40,9 @@ def ratios(variants: dict[str, dict[str, Any]]) -> dict[str, float | None]:
         if name.startswith("processor_exactly_once_") and name.endswith("_workers"):
             workers = name.removeprefix("processor_exactly_once_").removesuffix("_workers")
             out[f"exactly_once_{workers}_workers_vs_1"] = ratio(name, "processor_exactly_once")
+            # Scale-out against the single-process rows (the goals stay on one worker).
+            out[f"exactly_once_{workers}_workers_vs_ceiling"] = ratio(name, "ceiling")
+            out[f"exactly_once_{workers}_workers_vs_faust"] = ratio(name, "faust")
     return out
 
 

@@ -47,7 +47,8 @@ def test_bench_measures_every_variant_and_writes_json_and_chart(kafka_bootstrap:
         assert 0 <= latency["p50"] <= latency["p99"] <= latency["max"], name
         assert variant["peak_rss_mb"] > 0, name
     assert results["variants"]["processor_exactly_once_2_workers"]["processes"] == 2
-    for ratio in ("exactly_once_vs_ceiling", "exactly_once_vs_faust", "at_least_once_vs_ceiling"):
+    for ratio in ("exactly_once_vs_ceiling", "exactly_once_vs_faust", "at_least_once_vs_ceiling",
+                  "exactly_once_2_workers_vs_faust"):  # fmt: skip
         assert results["ratios"][ratio] > 0, ratio
 
     table = results["code_table"]
