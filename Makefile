@@ -34,6 +34,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(JARS): deploy/kafka/pom.xml
+	rm -rf deploy/kafka/target/libs  # jars of an older pom.xml must not stay on the class path
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies
 	touch $@
 
