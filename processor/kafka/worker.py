@@ -204,6 +204,7 @@ class Worker:
             self._drop(consumer, list(batches))  # fetched before a rebalance
             return
         parts, tallies = await self._decide(delivery, batches)
+        batches.clear()  # decided: let the records go while the last batch settles
         rewound = await self.settle(consumer)
         if generation != self._generation:  # a rebalance began while we waited
             self._drop(consumer, [part.tp for part in parts])
