@@ -91,9 +91,9 @@ class Settings:
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9400
     # How many records the worker takes in one batch, and how long it waits for a batch to fill. Under a
-    # backlog, exactly-once drained 18-20k/s at 2000, 22.7k at 3000, 22.5-27k at 4000 (fewer transactions a
-    # record), but each record held costs about 12 KB while its batch is in flight (the decision, its copy in
-    # the record batch, the produce request): 4000 peaked at 175-204 MB, 3000 at 167-175, 8000 at 240.
+    # backlog, exactly-once drained 18-20k/s at 2000, 21-23k at 3000, 22.5-27k at 4000 (fewer transactions a
+    # record), but a larger batch holds more at once (the decisions, their copies in the record batches, the
+    # produce requests): on 100,000-event runs 3000 peaked at 167-198 MB, 4000 at 175-204, 8000 at 240.
     # Below the maximum rate batches are smaller anyway, so the latency is the same.
     batch_max_records: int = 3000
     batch_timeout_ms: int = 200
