@@ -136,8 +136,12 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
             # broker once showed them p99 near 1 s). One untimed exactly-once round warms it for all.
             progress.begin("broker warm-up (not measured)")
             warmup = replace(processor_variant("exactly_once", 1), id="broker_warmup", label="broker warm-up")
-            await run_variant(warmup, settings, run_id, data, 2.0, None, progress, log_dir)
-            results["broker"]["warmed_up"] = "one untimed exactly-once round"
+            try:
+                await run_variant(warmup, settings, run_id, data, 2.0, None, progress, log_dir)
+                results["broker"]["warmed_up"] = "one untimed exactly-once round"
+            except Exception as err:  # like a variant's failure, it must not lose the figures that follow
+                progress.note(f"warm-up failed: {err}")
+                results["broker"]["warmed_up"] = f"failed: {err}"
         for variant in variants:
             progress.begin(variant.label)
             try:

@@ -273,10 +273,10 @@ async def _latency(
         while n < count:
             due = min(count, int((time.monotonic() - start) * rate) + 1)
             if due > n:
-                now = time.monotonic()
-                for _, key, _, _ in messages[n:due]:
+                now, batch = time.monotonic(), messages[n:due]
+                for _, key, _, _ in batch:
                     sent[key] = now
-                pending += await send_batched(producer, messages[n:due])
+                pending += await send_batched(producer, batch)
                 n = due
             progress.update(observer.counts["latency"], count)
             await asyncio.sleep(0.002)
