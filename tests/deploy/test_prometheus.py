@@ -24,7 +24,7 @@ from tests.deploy.promql import (
     selectors,
     substitute,
 )
-from tests.integration.conftest import eventually, load_table, produce, read_all, running_worker
+from tests.integration.conftest import counted, eventually, load_table, produce, read_all, running_worker
 from tests.integration.conftest import settings as settings  # the fixture: fresh topic names per test
 
 pytestmark = pytest.mark.kafka
@@ -62,6 +62,7 @@ async def test_every_dashboard_and_alert_query_returns_data_from_a_real_promethe
         await produce(settings, t.claims, [*claims, b"not json"])
         await produce(settings, t.orders, [*orders, b"\xff\xfe"])
         await read_all(settings, [t.accepted, t.returned, t.needs_review, t.dead_letter], len(claims) + len(orders) + 2)
+        await counted(worker, claim=len(claims) + 1, order=len(orders) + 1)  # so every scrape has the final counts
 
         with prometheus_server(tmp_path, [f"127.0.0.1:{worker.metrics_port}"], [ALERTS]) as prometheus:
             queries = every_query()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
 
 from processor.code_table.publish import publish
 from processor.config import Settings, Topics
@@ -71,6 +73,30 @@ async def running_worker(settings: Settings, wait_ready: bool = True) -> AsyncIt
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+def scrape(worker: Worker) -> dict[tuple[str, tuple[str, ...]], float]:
+    """The worker's /metrics as {(name, label values in label-name order): value}, histogram buckets left out."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(value for _, value in sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if "le" not in s.labels
+    }
+
+
+async def counted(worker: Worker, timeout: float = 30.0, **consumed: int) -> None:
+    """Wait until the worker's metrics count ``consumed`` records of each kind (``claim=6, order=2``).
+    A worker counts a batch once its delivery has settled, which a read_committed reader can see a
+    moment before the worker does; and the records may come in more than one batch."""
+
+    def done() -> bool:
+        samples = scrape(worker)
+        return all(samples.get(("processor_events_consumed_total", (kind,))) == n for kind, n in consumed.items())
+
+    await eventually(done, timeout, f"the worker to count {consumed}")
 
 
 async def load_table(settings: Settings, records: Iterable[tuple[str, dict | None]]) -> None:

@@ -12,7 +12,6 @@ import urllib.request
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from processor import samples
 from processor.check import DEMO_CODES
@@ -20,7 +19,16 @@ from processor.code_table.csv_rows import read_csv
 from processor.code_table.releases import default_records
 from processor.code_table.table import record_key
 from tests.conftest import SMALL_TABLE, a_claim, an_order
-from tests.integration.conftest import decisions, eventually, load_table, produce, read_all, running_worker
+from tests.integration.conftest import (
+    counted,
+    decisions,
+    eventually,
+    load_table,
+    produce,
+    read_all,
+    running_worker,
+    scrape,
+)
 
 pytestmark = pytest.mark.kafka
 HEADER_DX = [{"code": "E11", "system": "ICD-10-CM"}]
@@ -146,9 +154,8 @@ async def test_metrics_count_what_was_decided(settings):
         bad = a_claim(diagnoses=HEADER_DX, billing_provider={"npi": "1234567890"})
         await produce(settings, t.claims, [a_claim(claim_id=f"A{i}") for i in range(3)] + [bad, bad, b"garbage"])
         await read_all(settings, [t.accepted, t.returned, t.dead_letter], 6)
-        await eventually(lambda: _samples(worker).get(("processor_decisions_total", ("claim", "returned"))) == 2,
-                         what="the metrics of the batch")  # fmt: skip
-        metrics = _samples(worker)
+        await counted(worker, claim=6)
+        metrics = scrape(worker)
     assert metrics["processor_decisions_total", ("claim", "accepted")] == 3
     assert metrics["processor_decisions_total", ("order", "accepted")] == 0
     assert metrics["processor_reasons_total", ("claim", "diagnosis.header")] == 2
@@ -160,18 +167,6 @@ async def test_metrics_count_what_was_decided(settings):
     assert metrics["processor_ready", ()] == 1
     assert sum(v for (name, _), v in metrics.items() if name == "processor_consumer_lag") == 0
     assert any(name == "processor_consumer_lag" and labels[1] == t.claims for name, labels in metrics)
-
-
-def _samples(worker) -> dict:
-    """Scraped samples as {(name, label values in label-name order): value}, histogram buckets left out."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(value for _, value in sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if "le" not in s.labels
-    }
 
 
 async def test_check_command_decides_a_file_as_the_worker_does(settings, tmp_path):
