@@ -5,7 +5,12 @@ client settings, which use the names Kafka users already know: ``KAFKA_BOOTSTRAP
 ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_MECHANISM``, ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD``,
 ``KAFKA_SSL_CAFILE``, ``KAFKA_SSL_CERTFILE``, ``KAFKA_SSL_KEYFILE`` (the ``security.protocol``,
 ``sasl.mechanism``, ... of the Java client). The defaults run against a local broker with no further
-setting. Secrets are never printed: ``repr`` leaves the password out.
+setting. Secrets are never printed: ``repr`` leaves the password out, and so do the errors.
+
+A value the processor cannot run with stops it at start, not at the first record: building ``Settings``
+checks every enumerated and every numeric setting and raises ``SettingsError`` naming the environment
+variable and what it accepts (``PROCESSOR_PROCESSING_GUARANTEE=exactly-once`` would otherwise be a typo
+that quietly changes the guarantee).
 """
 
 from __future__ import annotations
@@ -14,7 +19,56 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, TypeVar
+
+_Member = TypeVar("_Member", bound=Enum)
+
+
+class SettingsError(ValueError):
+    """A setting the processor cannot start with. The message names the setting by its environment variable
+    and says what it accepts; it never carries a secret."""
+
+
+class Guarantee(StrEnum):
+    """What the worker promises for each input record. A ``StrEnum``: it equals its string value."""
+
+    EXACTLY_ONCE = "exactly_once"  # decisions and offsets committed in one Kafka transaction
+    AT_LEAST_ONCE = "at_least_once"  # decisions sent, then offsets committed: a crash may repeat a batch
+
+
+def _env_name(setting: str) -> str:
+    """The environment variable of a ``Settings`` field."""
+    return f"PROCESSOR_{setting.upper()}"
+
+
+def _one_of(kind: type[_Member], name: str, value: object) -> _Member:
+    """``value`` as a member of ``kind``, or a SettingsError naming ``name`` and the allowed values."""
+    try:
+        return kind(value)
+    except (ValueError, TypeError):
+        allowed = ", ".join(str(member.value) for member in kind)
+        raise SettingsError(f"{name} must be one of {allowed}, not {value!r}") from None
+
+
+def _whole_number(name: str, value: object, low: int, high: int | None) -> int:
+    """``value`` (an int, or a string from the environment) checked against ``low`` and ``high``."""
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingsError(f"{name} must be a whole number, not {value!r}")
+    if value < low or (high is not None and value > high):
+        limits = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise SettingsError(f"{name} must be {limits}, not {value}")
+    return value
+
+
+def _number(default: int, low: int, high: int | None = None) -> Any:
+    """A whole-number field that must lie between ``low`` and ``high`` (None: no upper limit)."""
+    return field(default=default, metadata={"range": (low, high)})
 
 
 @dataclass(frozen=True)
@@ -63,12 +117,15 @@ class Security:
 
     def __post_init__(self) -> None:
         if self.protocol not in self.PROTOCOLS:
-            raise ValueError(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(self.PROTOCOLS)}")
+            allowed = ", ".join(self.PROTOCOLS)
+            raise SettingsError(f"KAFKA_SECURITY_PROTOCOL must be one of {allowed}, not {self.protocol!r}")
         if self.protocol.startswith("SASL"):
             if self.sasl_mechanism not in self.MECHANISMS:
-                raise ValueError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(self.MECHANISMS)}")
+                allowed = ", ".join(self.MECHANISMS)
+                given = "unset" if self.sasl_mechanism is None else repr(self.sasl_mechanism)
+                raise SettingsError(f"KAFKA_SASL_MECHANISM must be one of {allowed} with SASL, not {given}")
             if not self.sasl_username or self.sasl_password is None:
-                raise ValueError("SASL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+                raise SettingsError("SASL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Security:
@@ -89,42 +146,53 @@ class Settings:
     # Static membership: a stable id per worker (e.g. the pod name) lets a restart rejoin without a rebalance.
     group_instance_id: str | None = None
     metrics_host: str = "0.0.0.0"
-    metrics_port: int = 9400
+    metrics_port: int = _number(9400, 0, 65535)
     # How many records the worker takes in one batch, and how long it waits for a batch to fill. Under a
     # backlog, exactly-once drained 18-20k/s at 2000, 21-23k at 3000, 22.5-27k at 4000 (fewer transactions a
     # record), but a larger batch holds more at once (the decisions, their copies in the record batches, the
     # produce requests): on 100,000-event runs 3000 peaked at 167-198 MB, 4000 at 175-204, 8000 at 240.
     # Below the maximum rate batches are smaller anyway, so the latency is the same.
-    batch_max_records: int = 3000
-    batch_timeout_ms: int = 200
+    batch_max_records: int = _number(3000, 1)
+    batch_timeout_ms: int = _number(200, 0)
     # Producer batching: how long a send may wait to fill a batch, and the largest batch.
-    linger_ms: int = 5
-    max_batch_bytes: int = 1_048_576
+    linger_ms: int = _number(5, 0)
+    max_batch_bytes: int = _number(1_048_576, 1)
     # Partitions for topics that the processor creates (more partitions, more workers in the group).
-    partitions: int = 6
-    # "exactly_once" (decisions and offsets in one Kafka transaction) or "at_least_once".
-    processing_guarantee: str = "exactly_once"
+    partitions: int = _number(6, 1)
+    # exactly_once (decisions and offsets in one Kafka transaction) or at_least_once.
+    processing_guarantee: Guarantee = Guarantee.EXACTLY_ONCE
     # Records larger than this are dead-lettered undecoded. Keep it well under the outcome topics'
     # max.message.bytes: a decision carries its event, a dead letter the raw bytes in base64.
-    max_record_bytes: int = 262_144
+    max_record_bytes: int = _number(262_144, 1)
     # On SIGTERM: how long the worker may take to finish its batch, commit and close.
-    shutdown_timeout_s: int = 30
+    shutdown_timeout_s: int = _number(30, 0)
     # Claims repeated within this many days are duplicates (exact: returned; suspect: review); 0 turns it off.
-    duplicate_window_days: int = 30
-    # A TOML file that changes rule outcomes per payer (see README, "Configuring rules"); None: defaults.
+    duplicate_window_days: int = _number(30, 0)
+    # A TOML file that changes rule outcomes per payer (see docs/rules.md, "Configuring outcomes"); None: defaults.
     rules_file: str | None = None
+
+    def __post_init__(self) -> None:
+        """Coerce and check every enumerated and numeric field (a field whose default is an enum member, or
+        one declared with ``_number``); strings from the environment become members and ints here, once."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(f.default, Enum):
+                object.__setattr__(self, f.name, _one_of(type(f.default), _env_name(f.name), value))
+            elif "range" in f.metadata:
+                object.__setattr__(self, f.name, _whole_number(_env_name(f.name), value, *f.metadata["range"]))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, overridden by the environment, overridden by ``overrides`` (command-line values)."""
+        """Defaults, overridden by the environment, overridden by ``overrides`` (command-line values).
+        Raises SettingsError for a value the processor cannot run with."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         if env.get("KAFKA_BOOTSTRAP_SERVERS"):
             values["bootstrap_servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
         for f in dataclasses.fields(cls):
-            name = f"PROCESSOR_{f.name.upper()}"
+            name = _env_name(f.name)
             if f.name not in ("topics", "security") and name in env:
-                values[f.name] = int(env[name]) if f.type == "int" else env[name]
+                values[f.name] = env[name]  # a string: __post_init__ parses numbers and enumerated values
         topic_names = {
             t.name: env[f"PROCESSOR_TOPIC_{t.name.upper()}"]
             for t in dataclasses.fields(Topics)
