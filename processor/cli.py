@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from processor.config import Settings
+from processor.config import Settings, SettingsError
 
 log = logging.getLogger("processor")
 
@@ -35,13 +35,16 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    settings = Settings.from_env(
-        bootstrap_servers=getattr(args, "bootstrap_servers", None),
-        group_id=getattr(args, "group_id", None),
-        metrics_port=getattr(args, "metrics_port", None),
-        partitions=getattr(args, "partitions", None),
-        processing_guarantee=getattr(args, "processing_guarantee", None),
-    )
+    try:
+        settings = Settings.from_env(
+            bootstrap_servers=getattr(args, "bootstrap_servers", None),
+            group_id=getattr(args, "group_id", None),
+            metrics_port=getattr(args, "metrics_port", None),
+            partitions=getattr(args, "partitions", None),
+            processing_guarantee=getattr(args, "processing_guarantee", None),
+        )
+    except SettingsError as err:  # a typo in the configuration: one line and exit 2, as for a bad flag
+        parser.exit(2, f"processor: {err}\n")
     return int(args.command(args, settings) or 0)
 
 
@@ -129,9 +132,10 @@ def _stop_event() -> asyncio.Event:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from processor.app.processes import run_processes, run_until_stopped
+
     if args.workers > 1:
-        return _run_processes(args.workers, settings)
-    from processor.kafka.worker import run_until_stopped
+        return run_processes(args.workers, settings)
 
     async def main() -> int:
         return await run_until_stopped(settings, _stop_event(), create_topics=not args.no_create_topics)
@@ -139,40 +143,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
-def _run_processes(count: int, settings: Settings) -> int:
-    """Run ``count`` worker processes in one consumer group; SIGTERM or Ctrl-C stops them all."""
-    import os
-    import subprocess
-
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    children = []
-    for i in range(count):
-        env = {**os.environ, "PROCESSOR_METRICS_PORT": str(settings.metrics_port + i if settings.metrics_port else 0)}
-        if settings.group_instance_id:
-            env["PROCESSOR_GROUP_INSTANCE_ID"] = f"{settings.group_instance_id}-{i}"
-        env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "processor", "run"],
-                env=env,
-                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals),
-            )
-        )
-    log.info("started %d worker processes: %s", count, ", ".join(str(c.pid) for c in children))
-    signal.sigwait(stop_signals)
-    for child in children:
-        child.send_signal(signal.SIGTERM)
-    return max(child.wait() for child in children)
-
-
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from processor.check import DEMO_CODES, build_table, check_lines, write_results
+    from processor.check import check_lines, write_results
+    from processor.code_table.sources import build_table
     from processor.engine import load_policy
-    from processor.kafka.worker import now_iso
+    from processor.routing import now_iso
 
-    csv_files = [*args.codes, *([DEMO_CODES] if args.demo_codes else [])]
-    table = build_table(csv_files, default=not args.no_default_table)
+    table = build_table(args.codes, default=not args.no_default_table, demo=args.demo_codes)
     rules = args.rules or settings.rules_file
     policy = load_policy(rules) if rules else None
     source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
@@ -188,12 +165,10 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load(args: argparse.Namespace, settings: Settings) -> int:
-    from processor.check import DEMO_CODES
     from processor.code_table import cms_files
-    from processor.code_table.csv_rows import read_csv
-    from processor.code_table.load import held_records, progress_bar
-    from processor.code_table.publish import publish
-    from processor.code_table.releases import Release, changed, default_records, merge_release
+    from processor.code_table.releases import Release, changed, merge_release
+    from processor.code_table.sources import table_records
+    from processor.kafka.code_table_topic import held_records, publish
     from processor.kafka.topics import ensure_topics
 
     if args.what not in ("default", "demo") and args.file is None:
@@ -213,9 +188,9 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         codes = reader(args.file)
     else:
         records = {
-            "default": default_records,
-            "demo": lambda: list(read_csv(DEMO_CODES)),
-            "csv": lambda: list(read_csv(args.file)),
+            "default": lambda: table_records(default=True),
+            "demo": lambda: table_records(default=False, demo=True),
+            "csv": lambda: table_records(default=False, csv_files=[args.file]),
         }[args.what]()
 
     async def main() -> int:
@@ -223,12 +198,25 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
         held = await held_records(settings)
         # Only what differs from the topic is published: loading the same release again sends nothing.
         wanted = list(merge_release(held, release, codes) if release else changed(records, held))
-        sent = await publish(settings, wanted, progress_bar(f"publishing to {settings.topics.code_table}", len(wanted)))
+        sent = await publish(
+            settings, wanted, _progress_bar(f"publishing to {settings.topics.code_table}", len(wanted))
+        )
         print(file=sys.stderr)
         log.info("published %d code-table records (%d already held)", sent, len(held))
         return 0
 
     return _run_async(main())
+
+
+def _progress_bar(label: str, total: int, width: int = 30) -> Callable[[int], None]:
+    """A one-line progress bar on stderr: ``label [#####.....] 45,000/98,216``."""
+
+    def show(done: int) -> None:
+        filled = width * done // total if total else width
+        bar = "#" * filled + "." * (width - filled)
+        print(f"\r{label} [{bar}] {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _a_year_on(first_day: str) -> str:

@@ -23,15 +23,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from processor import samples
-from processor.check import DEMO_CODES
-from processor.code_table.csv_rows import read_csv
-from processor.code_table.publish import publish
-from processor.code_table.releases import default_records
+from processor.app.worker import Worker
+from processor.code_table.sources import table_records
 from processor.config import Settings
 from processor.kafka.broker import LocalBroker
 from processor.kafka.clients import client_options
+from processor.kafka.code_table_topic import publish
 from processor.kafka.topics import ensure_topics, partitions_of
-from processor.kafka.worker import Worker
 
 GARBAGE = [b"\x00\x01 not json", b"[1, 2, 3]", b'{"claim_id": "CLM-TRUNCATED", "lines": [']
 
@@ -67,7 +65,7 @@ async def _demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
         loop.add_signal_handler(sig, stop.set)
     topics = settings.topics
     await ensure_topics(settings)
-    records = default_records() + list(read_csv(DEMO_CODES))
+    records = table_records(default=True, demo=True)
     started = time.monotonic()
     sent = await publish(settings, records)
     say(f"Published the code table to '{topics.code_table}': {sent:,} records "

@@ -177,13 +177,11 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
 
 async def _code_table(settings: Settings, progress: Progress) -> dict[str, Any]:
     """Publish the default table and the demo rows to the run's code-table topic; time a follower loading it."""
-    from processor.check import DEMO_CODES
-    from processor.code_table.csv_rows import read_csv
-    from processor.code_table.publish import publish
-    from processor.code_table.releases import default_records
+    from processor.code_table.sources import table_records
+    from processor.kafka.code_table_topic import publish
 
     progress.phase("reading the default ICD-10-CM releases")
-    records = [*default_records(), *read_csv(DEMO_CODES)]
+    records = table_records(default=True, demo=True)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="bench-admin")
     await admin.start()
     try:

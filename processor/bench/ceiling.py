@@ -19,7 +19,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from processor.config import Settings
-from processor.kafka.delivery import Message, send_batched
+from processor.kafka.delivery import send_batched
+from processor.routing import Message
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

@@ -17,9 +17,9 @@ import time
 import orjson
 
 from processor.bench.machine import memory_mb
-from processor.code_table.follower import CodeTableFollower
 from processor.code_table.table import CodeTable
 from processor.config import Settings
+from processor.kafka.code_table_topic import CodeTableFollower
 
 
 async def measure(settings: Settings) -> dict[str, float | int | None]:

@@ -18,9 +18,8 @@ import time
 import orjson
 
 from processor.bench.machine import memory_mb
-from processor.check import DEMO_CODES, build_table
-from processor.contracts import decode
-from processor.engine import decide
+from processor.code_table.sources import build_table
+from processor.routing import Decided, decide_value
 
 SOURCE = {"topic": "bench", "partition": 0, "offset": 0}
 
@@ -32,12 +31,13 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.file, "rb") as lines:
         events = [(kind.decode(), value) for kind, _, value in (line.rstrip(b"\n").partition(b" ") for line in lines)]
-    table = build_table([DEMO_CODES])
+    table = build_table(demo=True)
     decided_at = "2026-01-01T00:00:00.000Z"
 
     def handle(kind: str, raw: bytes) -> bytes:
-        event = decode(raw)
-        return orjson.dumps(decide(event, kind, table).as_record(event, decided_at, SOURCE))
+        result = decide_value(raw, kind, table, None, decided_at, SOURCE)
+        assert isinstance(result, Decided), result
+        return result.value
 
     for kind, raw in events[: args.warmup]:
         handle(kind, raw)

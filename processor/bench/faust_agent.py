@@ -4,9 +4,9 @@ Two agents (``@app.agent``), one over the claims topic and one over the lab-orde
 stream (``stream.events()``, to know each record's topic, partition and offset); each event is decoded,
 decided by the same engine against the same table (default ICD-10-CM releases plus the demo rows, built in
 memory before the worker starts) and its decision record sent to the accepted, returned or needs-review
-topic with ``topic.send`` (undecodable records go to the dead-letter topic). Faust acknowledges each event
-after the agent has handled it and commits acknowledged offsets on its own schedule: at-least-once, Faust's
-default guarantee.
+topic with ``topic.send`` (undecodable records go to the dead-letter topic), as ``routing.Router`` says,
+the worker's own per-record path. Faust acknowledges each event after the agent has handled it and commits
+acknowledged offsets on its own schedule: at-least-once, Faust's default guarantee.
 
 Settings are Faust's defaults except where the processor has an equivalent, which it gets: the same
 consumer group size of poll (``broker_max_poll_records`` = batch_max_records), the same producer linger and
@@ -22,23 +22,18 @@ uncommitted records could finish a small backlog before the clock starts and sho
 
 from __future__ import annotations
 
-import base64
 import logging
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import faust
-import orjson
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from processor.check import DEMO_CODES, build_table
+from processor.code_table.sources import build_table
 from processor.code_table.table import CodeTable
 from processor.config import Settings
-from processor.contracts import Undecodable, decode
-from processor.engine import decide
-from processor.engine.rules import Outcome
-from processor.kafka.worker import now_iso
+from processor.routing import Message, Received, Router, now_iso
 
 
 def make_app(settings: Settings, table: CodeTable) -> faust.App:
@@ -59,34 +54,18 @@ def make_app(settings: Settings, table: CodeTable) -> faust.App:
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
     )
-    outputs = {
-        Outcome.ACCEPTED: app.topic(topics.accepted),
-        Outcome.RETURNED: app.topic(topics.returned),
-        Outcome.NEEDS_REVIEW: app.topic(topics.needs_review),
-    }
-    dead_letter = app.topic(topics.dead_letter)
+    router = Router(topics, table, None, settings.max_record_bytes)
+    outputs = {name: app.topic(name) for name in topics.outputs()}
 
     def agent_for(kind: str) -> Callable[[Any], Any]:
         async def decide_events(stream: faust.StreamT) -> None:
             async for event in stream.events():
-                message = event.message
-                source = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-                decided_at = now_iso()
-                try:
-                    decoded = decode(event.value)
-                    decision = decide(decoded, kind, table)
-                except Undecodable as err:
-                    letter = {
-                        "source": {**source, "timestamp": int(message.timestamp * 1000)},
-                        "error": str(err),
-                        "raw": None if event.value is None else base64.b64encode(event.value).decode(),
-                        "dead_lettered_at": decided_at,
-                    }
-                    await dead_letter.send(key=event.key, value=orjson.dumps(letter))
-                    continue
-                value = orjson.dumps(decision.as_record(decoded, decided_at, source))
-                key = decision.event_id.encode() if decision.event_id else event.key
-                await outputs[decision.outcome].send(key=key, value=value)
+                m = event.message
+                record = Received(m.topic, m.partition, m.offset, int(m.timestamp * 1000), event.key, event.value)
+                out: list[Message] = []
+                router.route(record, now_iso(), out)
+                for topic, key, value, _ in out:
+                    await outputs[topic].send(key=key, value=value)
 
         decide_events.__name__ = f"decide_{kind}s"
         return decide_events
@@ -114,7 +93,7 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     settings = Settings.from_env()
     read_committed_only()
-    app = make_app(settings, build_table([DEMO_CODES]))
+    app = make_app(settings, build_table(demo=True))
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
 
 

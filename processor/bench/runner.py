@@ -41,8 +41,9 @@ from processor.bench.machine import memory_mb
 from processor.bench.observe import Observer, group_members, percentiles
 from processor.bench.progress import Progress
 from processor.config import Settings, Topics
-from processor.kafka.delivery import Message, send_batched
+from processor.kafka.delivery import send_batched
 from processor.kafka.topics import ensure_topics
+from processor.routing import Message
 
 STARTUP_TIMEOUT = 240.0  # process start, table load, group join and warm-up, on a loaded 2-core machine
 

@@ -1,10 +1,12 @@
-"""The code table: what codes exist, when, and with which attributes.
+"""The code table as data: what codes exist, when, and with which attributes. No I/O beyond reading files.
 
-- ``table``    the in-memory table the engine reads (``CodeTable``), built from code-table records
-- ``releases`` the default table: the installed ICD-10-CM FY2025 and FY2026 releases
-- ``csv_rows`` a documented CSV for CPT, LOINC, HCPCS and payer-internal codes
-- ``publish``  writes records to the compacted code-table topic
-- ``follower`` reads that topic into a ``CodeTable`` and keeps it current
+- ``table``      the in-memory table the engine reads (``CodeTable``), built from code-table records
+- ``releases``   releases of a code system; the default table: ICD-10-CM FY2025 and FY2026
+- ``cms_files``  the files CMS and CDC publish (tabular XML, order file, HCPCS)
+- ``csv_rows``   a documented CSV for CPT, LOINC, HCPCS, payer-internal codes and policy tables
+- ``sources``    which records make a table: the default releases, the demo rows, CSV files
+
+The table's Kafka I/O (following, reading and publishing the code-table topic) is ``kafka.code_table_topic``.
 """
 
 from processor.code_table.table import CodeTable, CodeVersion, record_key

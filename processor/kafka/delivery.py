@@ -30,7 +30,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, InvalidProducerEpoch, KafkaError, ProducerFenced
@@ -38,6 +38,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from processor.config import Settings
 from processor.kafka.clients import client_options
+from processor.routing import Message
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,29 @@ class DeliveryFailed(Exception):
         self.batches = batches
 
 
-Message = tuple[str, bytes | None, bytes, int]  # topic, key, value, partition (modulo the topic's count)
+class Delivery(Protocol):
+    """How a decided batch reaches Kafka. The worker calls these from one task at a time, never two at once,
+    and never ``deliver`` while ``assigned`` or ``revoked`` runs (the offset ledger's lock)."""
+
+    async def start(self) -> None:
+        """Open what every partition shares; called once, before the first assignment."""
+
+    async def stop(self) -> None:
+        """Close everything; called once, after the last batch has settled."""
+
+    async def assigned(self, partitions: list[TopicPartition]) -> None:
+        """``partitions`` are now ours. Returns once a batch of theirs can be delivered, and once nobody else
+        can still deliver one (exactly-once: their producers are open, which fences any older owner)."""
+
+    async def revoked(self, partitions: list[TopicPartition]) -> None:
+        """``partitions`` are given up; the worker has settled their batch in flight before calling this."""
+
+    def owns(self, tp: TopicPartition) -> bool:
+        """False when ``tp`` was found to belong to another member (fenced): its records are not decided."""
+
+    async def deliver(self, batches: list[PartitionBatch]) -> None:
+        """Publish every message of ``batches`` and commit their next offsets, all or nothing per partition;
+        raises ``DeliveryFailed`` naming the partitions that were not delivered (the worker rewinds them)."""
 
 
 async def send_batched(producer: AIOKafkaProducer, messages: Iterable[Message]) -> list[asyncio.Future[Any]]:
@@ -115,7 +138,7 @@ def _producer(settings: Settings, **extra: object) -> AIOKafkaProducer:
     )
 
 
-class AtLeastOnce:
+class AtLeastOnce(Delivery):
     """One idempotent producer; offsets committed through the group after every send is acknowledged."""
 
     def __init__(self, settings: Settings, consumer: AIOKafkaConsumer) -> None:
@@ -152,7 +175,7 @@ class AtLeastOnce:
             log.warning("offset commit failed after a rebalance; %d partition(s) will be decided again", len(batches))
 
 
-class ExactlyOnce:
+class ExactlyOnce(Delivery):
     """A transactional producer per assigned partition number; records and offsets commit atomically."""
 
     def __init__(self, settings: Settings, consumer: AIOKafkaConsumer) -> None:

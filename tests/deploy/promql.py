@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
-from processor.metrics import Metrics
+from processor.app.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -104,7 +104,7 @@ def alert_rules() -> list[dict]:
 
 
 def exported_metric_names() -> set[str]:
-    """The sample names the processor exports (processor/metrics.py), series not yet created included."""
+    """The sample names the processor exports (processor/app/metrics.py), series not yet created included."""
     names = set()
     for family in Metrics(CollectorRegistry()).registry.collect():
         if family.type == "counter":

@@ -16,11 +16,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from processor.code_table.publish import publish
+from processor.app.metrics import Metrics
+from processor.app.worker import Worker
 from processor.config import Settings, Topics
+from processor.kafka.code_table_topic import publish
 from processor.kafka.topics import ensure_topics, partitions_of
-from processor.kafka.worker import Worker
-from processor.metrics import Metrics
 
 pytestmark = pytest.mark.kafka
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from processor.code_table.follower import CodeTableFollower
+from processor.kafka.code_table_topic import CodeTableFollower
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.kafka

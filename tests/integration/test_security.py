@@ -8,10 +8,10 @@ import dataclasses
 import orjson
 import pytest
 
+from processor.app.processes import run_until_stopped
 from processor.config import Security, Settings, Topics
 from processor.kafka.broker import LocalBroker
 from processor.kafka.clients import KafkaAccessError, check_access
-from processor.kafka.worker import run_until_stopped
 from tests.conftest import SMALL_TABLE, a_claim
 from tests.integration.conftest import load_table, produce, read_all
 from tests.integration.exactly_once import start_worker, wait_for_log

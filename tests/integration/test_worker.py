@@ -14,9 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from processor import samples
-from processor.check import DEMO_CODES
-from processor.code_table.csv_rows import read_csv
-from processor.code_table.releases import default_records
+from processor.code_table.sources import table_records
 from processor.code_table.table import record_key
 from tests.conftest import SMALL_TABLE, a_claim, an_order
 from tests.integration.conftest import (
@@ -172,7 +170,7 @@ async def test_metrics_count_what_was_decided(settings):
 async def test_check_command_decides_a_file_as_the_worker_does(settings, tmp_path):
     """The same events, through Kafka and through ``processor check``: identical decisions."""
     t = settings.topics
-    await load_table(settings, default_records() + list(read_csv(DEMO_CODES)))
+    await load_table(settings, table_records(default=True, demo=True))
     events = samples.generate(400, seed=11, bad_share=0.4)
     # Dates on both sides of the FY2026 boundary are in the samples; make sure of it.
     days = {e["lines"][0]["service_date"] if k == "claim" else e["collection_date"] for k, e in events}

@@ -1,4 +1,5 @@
-"""A million bad inputs through the worker's per-record path (size check, decoder, engine, encoder).
+"""A million bad inputs through the worker's per-record path (``routing.Router``: size check, decoder, engine,
+encoder).
 
 No broker: the records are aiokafka ``ConsumerRecord`` values built here. Every input must come out as
 a dead letter or as a decision with a reason, and nothing may raise.
@@ -12,9 +13,10 @@ import random
 import orjson
 from aiokafka.structs import ConsumerRecord
 
+from processor.code_table.table import CodeTable
 from processor.config import Settings
 from processor.engine.rules import Outcome
-from processor.kafka.worker import Worker, _Tally
+from processor.routing import Router
 from processor.samples import claim, order
 from tests.conftest import SMALL_TABLE
 
@@ -47,19 +49,18 @@ def bad_inputs(rng: random.Random, count: int):
 
 
 def test_a_million_bad_inputs_are_dead_lettered_or_returned_with_a_reason():
-    worker = Worker(Settings(max_record_bytes=65_536))
-    worker.table.load(SMALL_TABLE)
-    topics = {"claim": worker.settings.topics.claims, "order": worker.settings.topics.orders}
+    settings = Settings(max_record_bytes=65_536)
+    router = Router(settings.topics, CodeTable().load(SMALL_TABLE), None, settings.max_record_bytes)
+    topics = {"claim": settings.topics.claims, "order": settings.topics.orders}
     outcomes = {"dead": 0, "returned": 0, "needs_review": 0}
     out: list = []
     for offset, (kind, raw) in enumerate(bad_inputs(random.Random(2026), COUNT)):
         record = ConsumerRecord(topics[kind], 0, offset, 0, 0, None, raw, None, 0, len(raw), ())
-        tally = _Tally(kind)
         out.clear()
-        worker._outcome(record, tally, worker.table, "2026-01-01T00:00:00.000Z", out)
+        decision = router.route(record, "2026-01-01T00:00:00.000Z", out)
         topic, _key, value, _partition = out[0]
-        if tally.dead:
-            assert topic == worker.settings.topics.dead_letter
+        if decision is None:
+            assert topic == settings.topics.dead_letter
             assert orjson.loads(value)["error"]
             outcomes["dead"] += 1
             continue

@@ -1,20 +1,18 @@
-"""Prometheus metrics and the health endpoints, served on one HTTP port.
+"""The Prometheus sensor: the worker's reports (``app.sensor``) as Prometheus metrics, served by ``app.health``.
 
-``/metrics`` is the Prometheus exposition; ``/healthz`` answers 200 while the worker's loop is alive;
-``/readyz`` answers 200 only once the code table is loaded and the worker consumes (503 before).
-Labels carry bounded values only (kind, outcome, reason id, topic): never patient data.
+Labels carry bounded values only (kind, outcome, reason id, topic, partition): never patient data.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+import contextlib
+from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from processor.app.sensor import BatchTally, Sensor
+from processor.code_table.table import CodeTable
 from processor.engine.rules import RULES, Outcome
 
 KINDS = ("claim", "order")
@@ -22,7 +20,7 @@ KINDS = ("claim", "order")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class Metrics:
+class Metrics(Sensor):
     """The processor's metrics, in their own registry (one per worker, so tests can run several)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -80,41 +78,38 @@ class Metrics:
             for kind in KINDS:
                 self.reasons.labels(kind, rule_id)
 
+    def on_inputs(self, topics: Iterable[str]) -> None:
+        for topic in topics:  # a dead-letter series from the start, so increase() sees the first one
+            self.dead_letters.labels(topic)
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def on_ready(self, ready: bool) -> None:
+        self.ready.set(1 if ready else 0)
 
+    def on_table_changed(self, table: CodeTable, records_read: int, updated_at: float, invalid: int) -> None:
+        self.code_table_codes.set(len(table))
+        self.code_table_offset.set(records_read)
+        self.code_table_updated.set(updated_at)
+        self.code_table_invalid.set(invalid)
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+    def on_batch_delivered(self, tallies: dict[TopicPartition, BatchTally], delivered_ms: float) -> None:
+        records = 0
+        for tp, tally in tallies.items():
+            self.consumed.labels(tally.kind).inc(len(tally.timestamps))
+            records += len(tally.timestamps)
+            for timestamp in tally.timestamps:
+                self.latency.observe(max(0.0, (delivered_ms - timestamp) / 1000))
+            for outcome, n in tally.outcomes.items():
+                self.decisions.labels(tally.kind, outcome).inc(n)
+            for reason_id, n in tally.reasons.items():
+                self.reasons.labels(tally.kind, reason_id).inc(n)
+            if tally.dead:
+                self.dead_letters.labels(tp.topic).inc(tally.dead)
+        self.batch_size.observe(records)
 
+    def on_lag(self, tp: TopicPartition, lag: int) -> None:
+        self.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
-class HealthServer:
-    """Serves /metrics, /healthz and /readyz from a background thread."""
-
-    def __init__(self, metrics: Metrics, is_alive: Callable[[], bool], is_ready: Callable[[], bool]) -> None:
-        self._metrics_app = make_wsgi_app(metrics.registry)
-        self._is_alive = is_alive
-        self._is_ready = is_ready
-        self._server: WSGIServer | None = None
-
-    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/")
-        if path in ("/healthz", "/readyz"):
-            ok = self._is_alive() if path == "/healthz" else self._is_ready()
-            status = "200 OK" if ok else "503 Service Unavailable"
-            start_response(status, [("Content-Type", "text/plain")])
-            return [b"ok\n" if ok else b"not ready\n" if path == "/readyz" else b"not alive\n"]
-        return self._metrics_app(environ, start_response)
-
-    def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (port 0 picks a free one); returns the port."""
-        self._server = make_server(host, port, self._app, server_class=_Server, handler_class=_Quiet)
-        threading.Thread(target=self._server.serve_forever, name="health-server", daemon=True).start()
-        return self._server.server_port
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+    def on_revoked(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            with contextlib.suppress(KeyError):
+                self.lag.remove(tp.topic, str(tp.partition))

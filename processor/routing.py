@@ -1,0 +1,168 @@
+"""What one input record becomes: its decision record, for the accepted, returned or needs-review topic, or a
+dead letter. Pure: no I/O (an engine failure is logged, never raised).
+
+``decide_value`` takes a record value to ``Decided`` (the decision and its encoded record) or ``Refused``
+(why no decision can be made: too large, not a JSON object, not a claim or an order, or a bug in the engine;
+the message never quotes the content). ``Router`` adds where the result goes: the outcome topic or the
+dead-letter topic, the key (the event id, else the input's key) and the partition number (the input's,
+so the outputs keep the inputs' partitioning and order). The worker, ``processor check``, the benchmark's
+engine-alone loop and the Faust agent all decide records through here, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from processor.code_table.table import CodeTable
+from processor.config import Topics
+from processor.contracts import Undecodable, decode, infer_kind
+from processor.engine import Decision, Outcome, Policy, decide
+from processor.engine.duplicates import Seen, SeenClaims
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, bytes | None, bytes, int]  # topic, key, value, partition number (modulo the topic's count)
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 UTC with milliseconds: the ``decided_at`` of a batch's records."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Incoming(Protocol):
+    """What routing reads of an input record; aiokafka's ``ConsumerRecord`` is one."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An input record as a client other than aiokafka hands it over (the Faust agent): an ``Incoming``."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int  # ms since the epoch
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision, its record as published (bytes), and the duplicate window's new entry, if one was made."""
+
+    decision: Decision
+    value: bytes
+    seen: Seen | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """No decision can be made; ``error`` says why without quoting the content."""
+
+    error: str
+
+
+def decide_value(
+    raw: bytes | None,
+    kind: str | None,
+    table: CodeTable,
+    policy: Policy | None,
+    decided_at: str,
+    source: dict[str, Any],
+    max_bytes: int | None = None,
+    window: SeenClaims | None = None,
+    seen_at: str = "",
+) -> Decided | Refused:
+    """Decide one record value as a ``kind`` (None: the event's own ``kind`` or id field says), checked against
+    ``window`` for duplicates when it is a claim; ``source`` (where it was read) goes into the decision record,
+    ``seen_at`` (the same place, as the window names it: a replay of one place is no duplicate) into the window.
+    """
+    if max_bytes is not None and raw is not None and len(raw) > max_bytes:
+        return Refused(f"record is {len(raw)} bytes; the limit is {max_bytes}")
+    try:
+        event = decode(raw)
+        kind = kind or infer_kind(event)
+        if kind is None:
+            return Refused("neither a claim (claim_id) nor a lab order (order_id)")
+        duplicate = seen = None
+        if window is not None and kind == "claim":
+            duplicate, seen = window.check(event, seen_at)
+        decision = decide(event, kind, table, policy, duplicate)
+        return Decided(decision, orjson.dumps(decision.as_record(event, decided_at, source)), seen)
+    except Undecodable as err:
+        return Refused(str(err))
+    except orjson.JSONEncodeError:
+        return Refused("event is nested too deeply to re-encode")
+    except Exception as err:  # a bug must not stop the caller: keep the record, log where, not what
+        frames = "".join(traceback.format_tb(err.__traceback__))
+        log.error("engine failed on %s: %s\n%s", source, type(err).__name__, frames)
+        return Refused(f"internal error while deciding: {type(err).__name__}")
+
+
+class Router:
+    """Turns input records into the messages to publish, for one set of topic names."""
+
+    def __init__(self, topics: Topics, table: CodeTable, policy: Policy | None, max_bytes: int | None) -> None:
+        self.topics = topics
+        self.table = table
+        self.policy = policy
+        self.max_bytes = max_bytes
+        self._kind_of = {topics.claims: "claim", topics.orders: "order"}
+        self._topic_of = {
+            Outcome.ACCEPTED: topics.accepted,
+            Outcome.RETURNED: topics.returned,
+            Outcome.NEEDS_REVIEW: topics.needs_review,
+        }
+
+    def kind_of(self, topic: str) -> str:
+        """The kind of the events on an input topic: "claim" or "order"."""
+        return self._kind_of[topic]
+
+    def route(
+        self, record: Incoming, decided_at: str, out: list[Message], window: SeenClaims | None = None
+    ) -> Decision | None:
+        """Append what ``record`` becomes to ``out``: its decision (and, for a claim in a duplicate window, the
+        window's changelog entry), or a dead letter. Returns the decision; None when it was dead-lettered."""
+        source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        kind = self._kind_of[record.topic]
+        seen_at = f"{record.partition}:{record.offset}"
+        result = decide_value(
+            record.value, kind, self.table, self.policy, decided_at, source, self.max_bytes, window, seen_at
+        )
+        if isinstance(result, Refused):
+            out.append(self.dead_letter(record, result.error, decided_at))
+            return None
+        decision = result.decision
+        key = decision.event_id.encode() if decision.event_id else record.key
+        out.append((self._topic_of[decision.outcome], key, result.value, record.partition))
+        if result.seen is not None:
+            out.append(
+                (self.topics.seen_claims, result.seen.claim_id.encode(), result.seen.as_record(), record.partition)
+            )
+        return decision
+
+    def dead_letter(self, record: Incoming, error: str, at: str) -> Message:
+        """The dead letter of ``record``: where it was read, why it was refused, its bytes in base64."""
+        letter = {
+            "source": {
+                "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                "timestamp": record.timestamp,
+            },
+            "error": error,
+            "raw": None if record.value is None else base64.b64encode(record.value).decode(),
+            "dead_lettered_at": at,
+        }  # fmt: skip
+        return self.topics.dead_letter, record.key, orjson.dumps(letter), record.partition
