@@ -227,7 +227,7 @@ def test_queries_name_only_metrics_the_processor_exports(where, expr):
     names = {metric_name(s) for s in selectors(substitute(expr))}
     assert names, f"{where}: no metric found in {expr!r}"
     unknown = names - exported_metric_names() - PROMETHEUS_METRICS
-    assert not unknown, f"{where} queries metrics that processor/metrics.py does not export: {sorted(unknown)}"
+    assert not unknown, f"{where} queries metrics that processor/app/metrics.py does not export: {sorted(unknown)}"
 
 
 def test_the_dashboard_covers_what_the_issue_asks_and_uses_the_provisioned_data_source():
@@ -266,12 +266,11 @@ def test_every_alert_links_to_its_own_runbook_section_that_says_what_to_do():
         assert rule["labels"]["severity"] in ("info", "warning", "critical")
 
 
-def test_the_readme_documents_the_deploy_files_and_says_docker_is_not_in_ci():
-    readme = (ROOT / "README.md").read_text()
-    deploy = readme.split("## Deploy")[1].split("\n## ")[0]
+def test_the_deploy_page_documents_the_deploy_files_and_says_docker_is_not_in_ci():
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
     assert "Docker is not available in CI" in deploy
     for path in re.findall(r"`((?:deploy|docs)/[\w./-]+)`", deploy):
-        assert (ROOT / path).exists(), f"README names {path}, which does not exist"
+        assert (ROOT / path).exists(), f"docs/deploy.md names {path}, which does not exist"
 
 
 def test_the_selector_scanner_finds_selectors_not_functions_labels_or_keywords():
@@ -283,5 +282,5 @@ def test_the_selector_scanner_finds_selectors_not_functions_labels_or_keywords()
 
 
 def test_the_processor_default_port_is_the_one_everything_uses():
-    # Ports are compared with Settings' default everywhere above; this keeps the README in step too.
-    assert f"`PROCESSOR_METRICS_PORT` (`{DEFAULTS.metrics_port}`)" in (ROOT / "README.md").read_text()
+    # Ports are compared with Settings' default everywhere above; this keeps the settings page in step too.
+    assert f"`PROCESSOR_METRICS_PORT` (`{DEFAULTS.metrics_port}`)" in (ROOT / "docs" / "settings.md").read_text()
