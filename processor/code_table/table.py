@@ -80,7 +80,7 @@ _TRUE = {True, "true", "True", "TRUE", "1", "yes", "y"}
 
 class CodeTable:
     """Codes by system, each with its versions, and the policy records; ``version`` names where the table
-    was read up to."""
+    was read up to, and ``revision`` counts the records applied to it (it moves whenever the table changes)."""
 
     def __init__(self, version: str = "empty") -> None:
         self._codes: dict[str, dict[str, tuple[CodeVersion, ...]]] = {}
@@ -94,9 +94,9 @@ class CodeTable:
         self._mue: dict[str, dict[str, tuple]] = {}  # code -> key -> (max units, from, to)
         # (system, day) -> covers_date answer: a few hundred days a year, asked for every code of every event.
         self._covered: dict[tuple[str, str], bool | None] = {}
-        # The engine's answers about one code on given dates (see ``engine.decide``); they hold only as long
-        # as the table does not change, so every ``apply`` empties it.
-        self.memo: dict[Any, Any] = {}
+        # Counts the records applied, so that whatever was worked out from the table at one revision (the
+        # engine's memo, ``engine/memo.py``) is known to hold for as long as the revision stays the same.
+        self.revision = 0
 
     def __len__(self) -> int:
         """The number of code versions held (policy records not counted)."""
@@ -178,8 +178,6 @@ class CodeTable:
         match its key; the follower counts those and skips them.
         """
         system, code, valid_from = _split_key(key)
-        if self.memo:
-            self.memo.clear()
         if record is not None:
             if record.get("system") != system or normalize(system, str(record.get("code", ""))) != code:
                 raise ValueError("record does not match its key")
@@ -187,11 +185,13 @@ class CodeTable:
                 raise ValueError("record valid_from does not match its key")
         if system.startswith("@"):
             self._apply_policy(system, key, record)
+            self.revision += 1
             return
         codes = self._codes.setdefault(system, {})
         kept = tuple(v for v in codes.get(code, _NONE) if v.valid_from != valid_from)
         if record is not None:
             kept = tuple(sorted((*kept, _version(record)), key=lambda v: v.valid_from))
+        self.revision += 1
         self._size += len(kept) - len(codes.get(code, _NONE))
         if kept:
             codes[code] = kept

@@ -19,6 +19,7 @@ from processor import code_systems as codes
 from processor.code_table.table import CodeTable, CodeVersion, in_range
 from processor.contracts import event_id, schema_problems
 from processor.engine.duplicates import Duplicate
+from processor.engine.memo import MEMO_LIMIT, memo_of
 from processor.engine.policy import DEFAULT_POLICY, Policy
 from processor.engine.rules import RULES, SEVERITY, Outcome
 
@@ -137,11 +138,6 @@ class _Failure(NamedTuple):
     details: dict[str, Any]
 
 
-# The most answers ``_Review.code`` keeps in the table's memo; past it the memo starts again, so codes and
-# dates nobody uses twice cannot grow it without bound.
-MEMO_LIMIT = 100_000
-
-
 def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     review.npi("billing_provider.npi", claim["billing_provider"]["npi"])
     birth = review.patient(claim["patient"])
@@ -257,22 +253,72 @@ def _review_order(order: dict[str, Any], review: _Review) -> None:
             review.supported(f"tests[{i}].code", value, coded, dx, day)
 
 
-_ROLE_SYSTEMS = {
-    "diagnosis": codes.DIAGNOSIS_SYSTEMS,
-    "procedure": codes.PROCEDURE_SYSTEMS,
-    "test": codes.TEST_SYSTEMS,
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RoleRules:
+    """The code systems a coded field of one role may use, and the rules its checks raise, each named in
+    full so that a search for a rule id finds where it is raised."""
+
+    systems: frozenset[str]
+    system_unknown: str
+    malformed: str
+    not_in_table: str
+    not_valid_on_date: str
+    not_billable: str
+    system_not_loaded: str
+    date_not_covered: str
+    age_conflict: str
+    sex_conflict: str
+
+
+_ROLES = {
+    "diagnosis": _RoleRules(
+        systems=codes.DIAGNOSIS_SYSTEMS,
+        system_unknown="diagnosis.system_unknown",
+        malformed="diagnosis.malformed",
+        not_in_table="diagnosis.not_in_table",
+        not_valid_on_date="diagnosis.not_valid_on_date",
+        not_billable="diagnosis.header",
+        system_not_loaded="diagnosis.system_not_loaded",
+        date_not_covered="diagnosis.date_not_covered",
+        age_conflict="diagnosis.age_conflict",
+        sex_conflict="diagnosis.sex_conflict",
+    ),
+    "procedure": _RoleRules(
+        systems=codes.PROCEDURE_SYSTEMS,
+        system_unknown="procedure.system_unknown",
+        malformed="procedure.malformed",
+        not_in_table="procedure.not_in_table",
+        not_valid_on_date="procedure.not_valid_on_date",
+        not_billable="procedure.not_billable",
+        system_not_loaded="procedure.system_not_loaded",
+        date_not_covered="procedure.date_not_covered",
+        age_conflict="procedure.age_conflict",
+        sex_conflict="procedure.sex_conflict",
+    ),
+    "test": _RoleRules(
+        systems=codes.TEST_SYSTEMS,
+        system_unknown="test.system_unknown",
+        malformed="test.malformed",
+        not_in_table="test.not_in_table",
+        not_valid_on_date="test.not_valid_on_date",
+        not_billable="test.not_billable",
+        system_not_loaded="test.system_not_loaded",
+        date_not_covered="test.date_not_covered",
+        age_conflict="test.age_conflict",
+        sex_conflict="test.sex_conflict",
+    ),
 }
-_NOT_BILLABLE = {"diagnosis": "diagnosis.header", "procedure": "procedure.not_billable", "test": "test.not_billable"}
 
 
 class _Review:
     """The checks of one event, collecting reasons as they fail."""
 
-    __slots__ = ("birth", "kind", "outcomes", "reasons", "sex", "table")
+    __slots__ = ("birth", "kind", "memo", "outcomes", "reasons", "sex", "table")
 
     def __init__(self, kind: str, table: CodeTable, policy: Policy) -> None:
         self.kind = kind
         self.table = table
+        self.memo = memo_of(table)  # once per event: the look-up is too slow to repeat for every code
         self.outcomes = policy.outcomes[kind]
         self.reasons: list[Reason] = []
         self.birth: str | None = None
@@ -311,8 +357,9 @@ class _Review:
         billable, on ``days``; an internal code through its cross-reference. None when a check failed.
 
         The answer depends only on the role, system, code, dates and table, and the same codes come back
-        on event after event, so it is kept in the table's memo (emptied whenever the table changes)."""
-        memo = self.table.memo
+        on event after event, so it is kept in the engine's memo of the table (``engine/memo.py``), which
+        holds while the table does not change."""
+        memo = self.memo
         key = (role, system, code, days)
         found = memo.get(key)
         if found is None:
@@ -329,34 +376,34 @@ class _Review:
         self, role: str, system: str, code: str, days: tuple[str | None, ...], internal_allowed: bool
     ) -> _Coded | _Failure:
         table = self.table
-        allowed = _ROLE_SYSTEMS[role]
+        rules = _ROLES[role]
         internal = internal_allowed and system not in codes.STANDARD_SYSTEMS and table.has_system(system)
-        if system not in allowed and not internal:
-            expected = " or ".join(sorted(allowed))
-            return _Failure(f"{role}.system_unknown", "system", system, {"expected": expected})
+        if system not in rules.systems and not internal:
+            expected = " or ".join(sorted(rules.systems))
+            return _Failure(rules.system_unknown, "system", system, {"expected": expected})
         normalized = codes.normalize(system, code)
         if not codes.is_well_formed(system, normalized):
             hint = codes.FORMAT_HINTS.get(system, "")
-            return _Failure(f"{role}.malformed", "code", code, {"system": system, "hint": hint})
+            return _Failure(rules.malformed, "code", code, {"system": system, "hint": hint})
         if not table.has_system(system):
-            return _Failure(f"{role}.system_not_loaded", "code", code, {"system": system})
+            return _Failure(rules.system_not_loaded, "code", code, {"system": system})
         for day in days:
             # A date no loaded release covers: the code may well exist in the release we do not hold.
             if day is not None and table.covers_date(system, day) is False:
                 releases = ", ".join(f"{n} {f} to {t}" for n, f, t in table.releases(system))
-                return _Failure(f"{role}.date_not_covered", "code", code,
+                return _Failure(rules.date_not_covered, "code", code,
                                 {"system": system, "day": day, "releases": releases})  # fmt: skip
         versions = table.versions(system, normalized)
         if not versions:
-            return _Failure(f"{role}.not_in_table", "code", code, {"system": system})
+            return _Failure(rules.not_in_table, "code", code, {"system": system})
         version = versions[-1]
         for day in days:
             found = _version_on(versions, day)
             if found is None:
                 validity = _validity(versions)
-                return _Failure(f"{role}.not_valid_on_date", "code", code, {"day": day, "validity": validity})
+                return _Failure(rules.not_valid_on_date, "code", code, {"day": day, "validity": validity})
             if not found.billable:
-                return _Failure(_NOT_BILLABLE[role], "code", code,
+                return _Failure(rules.not_billable, "code", code,
                                 {"system": system, "description": found.description or "-"})  # fmt: skip
             version = found
         if not internal:
@@ -384,10 +431,10 @@ class _Review:
             high = version.age_max if version.age_max is not None else 150
             if not low <= age <= high:
                 edit = f" ({version.age_edit})" if version.age_edit else ""
-                self.fail(f"{role}.age_conflict", f"{at}.code", value, system=coded.system, age=age, day=day,
+                self.fail(_ROLES[role].age_conflict, f"{at}.code", value, system=coded.system, age=age, day=day,
                           age_min=low, age_max=high, edit=edit, description=version.description or "-")  # fmt: skip
         if version.sex is not None and self.sex is not None and version.sex != self.sex:
-            self.fail(f"{role}.sex_conflict", f"{at}.code", value, system=coded.system, sex=version.sex,
+            self.fail(_ROLES[role].sex_conflict, f"{at}.code", value, system=coded.system, sex=version.sex,
                       patient_sex=self.sex, description=version.description or "-")  # fmt: skip
 
     def principal(self, value: str, coded: _Coded) -> None:

@@ -212,12 +212,3 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
                 "return it as a duplicate; if both happened, accept it."),
 )}
 # fmt: on
-
-# Rules that only ever fire on one kind of event: the other outcome is declared but never used.
-CLAIM_ONLY = frozenset({
-    "claim.duplicate", "claim.suspect_duplicate",
-    "date.after_submission", "line.pointer_invalid", "diagnosis.manifestation_principal",
-    "diagnosis.external_cause_principal", "diagnosis.code_first_principal", "ncci.bundled",
-    "ncci.modifier_required", "modifier.invalid_combination", "units.over_mue",
-}) | {r for r in RULES if r.startswith("procedure.")}  # fmt: skip
-ORDER_ONLY = frozenset({"npi.missing", "order.no_diagnosis"}) | {r for r in RULES if r.startswith("test.")}

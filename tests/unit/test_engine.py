@@ -6,6 +6,7 @@ import pytest
 
 from processor.code_table.table import CodeTable
 from processor.engine import RULES, Outcome, decide
+from processor.engine.memo import memo_of
 from tests.conftest import SMALL_POLICY, SMALL_TABLE, a_claim, an_order
 from tests.unit.test_duplicates import DUPLICATE_CASES
 
@@ -627,16 +628,16 @@ def test_every_rule_is_declared_with_a_message_and_outcomes():
 
 
 def test_remembered_answers_follow_the_table_as_it_changes():
-    """The engine keeps its per-code answers in the table's memo; a change to the table must reach the
+    """The engine keeps its per-code answers in its memo of the table; a change to the table must reach the
     next decision, and a reason must name the field of the event at hand, not of the one that filled the memo."""
     table = CodeTable("test").load([*SMALL_TABLE, *SMALL_POLICY])
     claim = a_claim(diagnoses=dx("E11.9", "I10"))
     assert decide(claim, "claim", table).outcome is Outcome.ACCEPTED
-    assert table.memo  # the answers were kept
+    assert memo_of(table)  # the answers were kept
 
     ((key, record),) = [(k, r) for k, r in SMALL_TABLE if k.startswith("ICD-10-CM|I10|")]
     table.apply(key, None)  # I10 withdrawn
-    assert not table.memo
+    assert not memo_of(table)
     withdrawn = decide(claim, "claim", table)
     assert [(r.id, r.field) for r in withdrawn.reasons] == [("diagnosis.not_in_table", "diagnoses[1].code")]
     swapped = decide(a_claim(diagnoses=dx("I10", "E11.9")), "claim", table)  # same answer, other field
