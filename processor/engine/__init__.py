@@ -5,7 +5,8 @@
 start; the engine itself does no I/O.
 """
 
-from processor.engine.decide import Decision, Reason, decide
+from processor.engine.decide import decide
+from processor.engine.decision import Decision, Reason
 from processor.engine.policy import DEFAULT_POLICY, Policy, load_policy, policy_from
 from processor.engine.rules import RULES, Outcome, Rule
 

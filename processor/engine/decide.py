@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from processor import code_systems as codes
 from processor.code_table.table import CodeTable, CodeVersion, in_range
 from processor.contracts import event_id, schema_problems
+from processor.engine.decision import Decision, Reason
 from processor.engine.duplicates import Duplicate
 from processor.engine.memo import MEMO_LIMIT, memo_of
 from processor.engine.policy import DEFAULT_POLICY, Policy
@@ -33,56 +34,6 @@ NCCI_MODIFIERS = frozenset({
 _X_MODIFIERS = frozenset({"XE", "XS", "XP", "XU"})
 _EXTERNAL_CAUSE = frozenset("VWXY")  # ICD-10-CM chapter 20, V00-Y99
 _NO_MODIFIERS: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """Why an event was not accepted: which rule, which field and value, what to do, and (for needs-review)
-    what the reviewer should check."""
-
-    id: str
-    field: str
-    value: Any
-    message: str
-    outcome: Outcome
-    category: str
-    carc: str | None
-    rarc: str | None
-    review: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The reason as it appears in a decision record."""
-        return {
-            "id": self.id, "field": self.field, "value": self.value, "message": self.message,
-            "outcome": self.outcome.value, "category": self.category, "carc": self.carc, "rarc": self.rarc,
-            "review": self.review,
-        }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The engine's answer for one event."""
-
-    event_id: str | None
-    kind: str
-    outcome: Outcome
-    reasons: tuple[Reason, ...]
-    code_table_version: str
-
-    def as_record(self, event: Any, decided_at: str, source: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The decision record published to an outcome topic (``schemas/decision.schema.json``)."""
-        record = {
-            "event_id": self.event_id,
-            "kind": self.kind,
-            "outcome": self.outcome.value,
-            "reasons": [reason.as_dict() for reason in self.reasons],
-            "code_table_version": self.code_table_version,
-            "decided_at": decided_at,
-            "event": event,
-        }
-        if source is not None:
-            record["source"] = source
-        return record
 
 
 def decide(
@@ -332,7 +283,7 @@ class _Review:
         message = rule.message.format(field=field, value=value, **details)
         review = rule.review.format(field=field, value=value, **details) if outcome is Outcome.NEEDS_REVIEW else None
         self.reasons.append(
-            Reason(rule.id, field, value, message, outcome, rule.category, rule.carc, rule.rarc, review)
+            Reason(rule, field, value, message, outcome, review)
         )
 
     def day(self, field: str, value: str) -> str | None:

@@ -30,21 +30,33 @@ REVIEW = Outcome.NEEDS_REVIEW
 SEVERITY = {Outcome.ACCEPTED: 0, Outcome.NEEDS_REVIEW: 1, Outcome.RETURNED: 2}
 
 
+# The kinds of claim (``claim_type``): 837P professional, 837I outpatient (type of bill 13x), 837I inpatient (11x).
+PROFESSIONAL, OUTPATIENT, INPATIENT = "professional", "outpatient", "inpatient"
+CLAIM_TYPES = frozenset({PROFESSIONAL, OUTPATIENT, INPATIENT})
+INPATIENT_ONLY = frozenset({INPATIENT})
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One edit: what it is called, where it sends an event by default, and how it explains itself."""
+    """One edit: what it is called, where it sends an event by default, and how it explains itself.
+
+    ``outcome`` None: the rule is off unless a payer's rules file switches it on. ``claim_types``: the kinds of
+    claim it runs on (lab orders have none). ``mce``: the CMS Medicare Code Editor edit it implements, if any.
+    """
 
     id: str
-    outcome: Outcome
-    order_outcome: Outcome
+    outcome: Outcome | None
+    order_outcome: Outcome | None
     category: str
     carc: str | None
     rarc: str | None
     message: str
     review: str = "Check {field} ({value!r}) as the message says; correct it with the submitter or accept it."
+    claim_types: frozenset[str] = CLAIM_TYPES
+    mce: str | None = None
 
-    def outcome_for(self, kind: str) -> Outcome:
-        """The default outcome of this rule on an event of ``kind``."""
+    def outcome_for(self, kind: str) -> Outcome | None:
+        """The default outcome of this rule on an event of ``kind`` (None: off unless switched on)."""
         return self.order_outcome if kind == "order" else self.outcome
 
 
@@ -84,6 +96,9 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "{field} is {value!r}, before the patient's birth date. Check the date of service and the birth "
          "date, correct them and resubmit.",
          review="Check the collection date and the patient's birth date with the ordering doctor."),
+    Rule("date.discharge_before_admission", RETURNED, RETURNED, "A8", "16", "M52",
+         "{field} is {value!r}, before the admission date {admission}. Correct the stay's dates and resubmit.",
+         claim_types=INPATIENT_ONLY),
     Rule("date.after_submission", RETURNED, RETURNED, "A8", "16", "M52",
          "{field} is {value!r}, after the claim was submitted ({submitted}): a service cannot be billed "
          "before it is given. Correct the date of service and resubmit."),
@@ -103,51 +118,87 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "{field} is {value!r}, which is not a diagnosis code system. Use {expected} and resubmit.",
          review="Ask the ordering doctor for the diagnosis in ICD-10-CM."),
     Rule("diagnosis.malformed", RETURNED, REVIEW, "A7", "16", "M76",
-         "{field} is {value!r}, which is not a well-formed {system} code ({hint}). " + _FIX, review=_DX_CHECK),
+         "{field} is {value!r}, which is not a well-formed {system} code ({hint}). " + _FIX, review=_DX_CHECK,
+         mce="INVALID_CODE"),
     Rule("diagnosis.not_in_table", RETURNED, REVIEW, "A7", "16", "M76",
          "{field} is {value!r}, which is not a {system} code. Check the code in the current {system} "
-         "release and resubmit.", review=_DX_CHECK),
+         "release and resubmit.", review=_DX_CHECK, mce="INVALID_CODE"),
     Rule("diagnosis.not_valid_on_date", RETURNED, REVIEW, "A7", "146", None,
          "{field} is {value!r}, which is not valid on the date of service {day} ({validity}). Use the code "
-         "valid on that date and resubmit.", review=_DX_CHECK),
+         "valid on that date and resubmit.", review=_DX_CHECK, mce="INVALID_CODE"),
     Rule("diagnosis.header", RETURNED, REVIEW, "A7", "16", "M76",
          "{field} is {value!r}, a header code ({description}) with more specific codes under it. Code to "
          "the highest specificity (a billable code under {value}) and resubmit.",
-         review="Ask the ordering doctor for the billable code under {value!r} that fits the patient."),
+         review="Ask the ordering doctor for the billable code under {value!r} that fits the patient.",
+         mce="INVALID_CODE"),
     Rule("diagnosis.system_not_loaded", REVIEW, REVIEW, "P2", None, None, _LOAD, review=_LOAD_REVIEW),
     Rule("diagnosis.date_not_covered", REVIEW, REVIEW, "P2", None, None, _UNCOVERED, review=_UNCOVERED_REVIEW),
-    Rule("diagnosis.age_conflict", RETURNED, REVIEW, "A8", "9", None, _AGE, review=_AGE_REVIEW),
-    Rule("diagnosis.sex_conflict", RETURNED, REVIEW, "A8", "10", None, _SEX, review=_SEX_REVIEW),
+    Rule("diagnosis.age_conflict", RETURNED, REVIEW, "A8", "9", None, _AGE, review=_AGE_REVIEW, mce="AGE_CONFLICT"),
+    # CMS's MCE sex lists are empty from FY2025 (discharges from 2024-10-01); a payer's own table (CSV ``sex``)
+    # still applies. ``sex_list_conflict`` applies CMS's last published lists (FY2024) to later dates: off
+    # unless a payer switches it on.
+    Rule("diagnosis.sex_conflict", RETURNED, REVIEW, "A8", "10", None, _SEX, review=_SEX_REVIEW, mce="SEX_CONFLICT"),
+    Rule("diagnosis.sex_list_conflict", None, None, "A8", "10", None, _SEX, review=_SEX_REVIEW),
     # Principal (first-listed) diagnosis on a claim.
     Rule("diagnosis.manifestation_principal", RETURNED, RETURNED, "A8", "16", "MA63",
          "{field} is {value!r} ({description}), a manifestation code: it is never the principal diagnosis. "
-         "List the underlying condition first and resubmit."),
+         "List the underlying condition first and resubmit.", mce="MANIFESTATION_AS_PDX"),
     Rule("diagnosis.external_cause_principal", RETURNED, RETURNED, "A8", "16", "MA63",
          "{field} is {value!r}, an external cause code (V00-Y99): it is never the principal diagnosis. List "
-         "the injury or condition first and resubmit."),
+         "the injury or condition first and resubmit.", mce="E_CODE_AS_PDX"),
     Rule("diagnosis.code_first_principal", REVIEW, REVIEW, "P2", None, None,
          "{field} is {value!r} ({description}), which the tabular says to code after its underlying "
          "condition, yet it is listed first.",
          review="Check that the underlying condition is coded and listed before {value!r}."),
+    # Inpatient stays (CMS MCE): the principal diagnosis is the condition that occasioned the admission.
+    Rule("diagnosis.unacceptable_principal", RETURNED, RETURNED, "A8", "16", "MA63",
+         "{field} is {value!r} ({description}), which CMS's Medicare Code Editor does not accept as the "
+         "principal diagnosis of an inpatient stay. List the condition that occasioned the admission first "
+         "and resubmit.", claim_types=INPATIENT_ONLY, mce="UNACCEPTABLE_PDX"),
+    Rule("diagnosis.requires_secondary", RETURNED, RETURNED, "A6", "16", "M76",
+         "{field} is {value!r} ({description}), which CMS's Medicare Code Editor accepts as the principal "
+         "diagnosis only with a secondary diagnosis, and the claim has none. Add the secondary diagnosis and "
+         "resubmit.", claim_types=INPATIENT_ONLY, mce="REQUIRES_SDX"),
+    Rule("diagnosis.duplicate_of_principal", RETURNED, RETURNED, "A8", "16", "M76",
+         "{field} is {value!r}, the same code as the principal diagnosis. Remove the repeated secondary "
+         "diagnosis and resubmit.", claim_types=INPATIENT_ONLY, mce="DUPLICATE_OF_PDX"),
+    Rule("diagnosis.questionable_admission", REVIEW, REVIEW, "A2", None, None,
+         "{field} is {value!r} ({description}), which CMS's Medicare Code Editor flags as a questionable "
+         "reason for an inpatient admission.",
+         review="Check the record for why {value!r} needed inpatient care; if it did not, return the claim.",
+         claim_types=INPATIENT_ONLY, mce="QUESTIONABLE_ADMISSION"),
 
     # Procedure codes on claim lines (ICD-10-PCS, HCPCS Level II, CPT).
     Rule("procedure.system_unknown", RETURNED, RETURNED, "A7", "16", "M51",
          "{field} is {value!r}, which is not a procedure code system. Use {expected} and resubmit."),
     Rule("procedure.malformed", RETURNED, RETURNED, "A7", "16", "M51",
-         "{field} is {value!r}, which is not a well-formed {system} code ({hint}). " + _FIX),
+         "{field} is {value!r}, which is not a well-formed {system} code ({hint}). " + _FIX, mce="INVALID_CODE"),
     Rule("procedure.not_in_table", RETURNED, RETURNED, "A7", "16", "M51",
          "{field} is {value!r}, which is not a {system} code. Check the code in the current {system} "
-         "release and resubmit."),
+         "release and resubmit.", mce="INVALID_CODE"),
     Rule("procedure.not_valid_on_date", RETURNED, RETURNED, "A7", "181", None,
          "{field} is {value!r}, which is not valid on the date of service {day} ({validity}). Use the code "
-         "valid on that date and resubmit."),
+         "valid on that date and resubmit.", mce="INVALID_CODE"),
     Rule("procedure.not_billable", RETURNED, RETURNED, "A7", "16", "M51",
          "{field} is {value!r}, which the {system} table marks as not billable ({description}). Use a "
-         "billable code and resubmit."),
+         "billable code and resubmit.", mce="INVALID_CODE"),
     Rule("procedure.system_not_loaded", REVIEW, REVIEW, "P2", None, None, _LOAD, review=_LOAD_REVIEW),
     Rule("procedure.date_not_covered", REVIEW, REVIEW, "P2", None, None, _UNCOVERED, review=_UNCOVERED_REVIEW),
     Rule("procedure.age_conflict", RETURNED, REVIEW, "A8", "6", None, _AGE, review=_AGE_REVIEW),
-    Rule("procedure.sex_conflict", RETURNED, REVIEW, "A8", "7", None, _SEX, review=_SEX_REVIEW),
+    Rule("procedure.sex_conflict", RETURNED, REVIEW, "A8", "7", None, _SEX, review=_SEX_REVIEW, mce="SEX_CONFLICT"),
+    # ICD-10-PCS procedures of an inpatient stay (CMS MCE procedure edits).
+    Rule("procedure.non_covered", RETURNED, RETURNED, "A8", "96", "N425",
+         "{field} is {value!r} ({description}), a procedure Medicare does not cover{condition} (CMS Medicare "
+         "Code Editor). Do not bill it to this payer; bill the patient or the responsible payer.",
+         claim_types=INPATIENT_ONLY, mce="NON_COVERED"),
+    Rule("procedure.limited_coverage", REVIEW, REVIEW, "A2", None, None,
+         "{field} is {value!r} ({description}), a procedure Medicare covers only under limited conditions "
+         "(CMS Medicare Code Editor).",
+         review="Check that the stay meets the coverage conditions for {value!r} (the national coverage "
+                "determination); if not, deny it.", claim_types=INPATIENT_ONLY, mce="LIMITED_COVERAGE"),
+    Rule("procedure.date_outside_stay", RETURNED, RETURNED, "A8", "16", "M51",
+         "{field} is {value!r}, outside the stay ({admission} to {discharge}). Correct the procedure date or "
+         "the stay's dates and resubmit.", claim_types=INPATIENT_ONLY),
 
     # Test codes on lab orders (LOINC, CPT, HCPCS): an invalid one goes back to the ordering provider.
     Rule("test.system_unknown", RETURNED, RETURNED, "A7", "16", None,
