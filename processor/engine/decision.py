@@ -1,18 +1,22 @@
 """What the engine answers: a ``Decision`` for one event, with a ``Reason`` for every edit that failed, and
-the record of it that is published (``schemas/decision.schema.json``)."""
+the record of it that is published (``schemas/decision.schema.json``).
+
+A claim's reasons answer in X12 (the 277CA STC01 composite, CARC and RARC), a lab order's in HL7 v2 (the
+acknowledgment code and an ERR segment); ``engine/answers.py`` says how."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from processor.engine.rules import Outcome, Rule
+from processor.engine import answers
+from processor.engine.rules import Outcome, Rule, Stc
 
 
 @dataclass(frozen=True, slots=True)
 class Reason:
     """Why an event was not accepted: which rule, which field and value, what to do, and (for needs-review)
-    what the reviewer should check. The rule gives the answer codes."""
+    what the reviewer should check. The rule and the field give the answer codes."""
 
     rule: Rule
     field: str
@@ -26,8 +30,13 @@ class Reason:
         return self.rule.id
 
     @property
+    def stc(self) -> Stc:
+        """The 277CA STC01 composite this reason gives a claim (A2 with a pend status when held for review)."""
+        return answers.claim_stc(self.rule, self.field, self.outcome)
+
+    @property
     def category(self) -> str:
-        return self.rule.category
+        return self.stc.category
 
     @property
     def carc(self) -> str | None:
@@ -35,16 +44,26 @@ class Reason:
 
     @property
     def rarc(self) -> str | None:
-        return self.rule.rarc
+        return answers.claim_rarc(self.rule, self.field)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The reason as it appears in a decision record."""
-        rule = self.rule
-        return {
-            "id": rule.id, "field": self.field, "value": self.value, "message": self.message,
-            "outcome": self.outcome.value, "category": rule.category, "carc": rule.carc, "rarc": rule.rarc,
-            "review": self.review,
+    @property
+    def hl7(self) -> dict[str, Any]:
+        """The HL7 v2 answer this reason gives a lab order: ``ack``, ERR ``location``, ``condition``, ``severity``."""
+        return answers.hl7_error(self.rule, self.field, self.outcome)
+
+    def as_dict(self, kind: str) -> dict[str, Any]:
+        """The reason as it appears in the decision record of an event of ``kind``: a claim's carries its X12
+        answer, an order's its HL7 one."""
+        reason = {
+            "id": self.rule.id, "field": self.field, "value": self.value, "message": self.message,
+            "outcome": self.outcome.value, "review": self.review,
         }  # fmt: skip
+        if kind == "order":
+            reason["hl7"] = self.hl7
+        else:
+            stc = self.stc
+            reason.update(stc=stc.as_dict(), category=stc.category, carc=self.carc, rarc=self.rarc)
+        return reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +82,13 @@ class Decision:
             "event_id": self.event_id,
             "kind": self.kind,
             "outcome": self.outcome.value,
-            "reasons": [reason.as_dict() for reason in self.reasons],
+            "reasons": [reason.as_dict(self.kind) for reason in self.reasons],
             "code_table_version": self.code_table_version,
             "decided_at": decided_at,
             "event": event,
         }
+        if self.kind == "order":
+            record["hl7_ack"] = answers.order_ack(self.outcome)
         if source is not None:
             record["source"] = source
         return record
