@@ -18,13 +18,15 @@ STANDARD_SYSTEMS = (ICD10CM, ICD10PCS, HCPCS, CPT, LOINC)
 # Which systems may code which role. A payer's internal system (any other name present in the code
 # table) may code any role.
 DIAGNOSIS_SYSTEMS = frozenset({ICD10CM})
-PROCEDURE_SYSTEMS = frozenset({ICD10PCS, HCPCS, CPT})
+PROCEDURE_SYSTEMS = frozenset({HCPCS, CPT})  # on claim lines; ICD-10-PCS codes an inpatient stay's procedures
 TEST_SYSTEMS = frozenset({LOINC, CPT, HCPCS})
 
 # The printed form of each standard system's codes, after normalize().
 FORMATS = {
-    # letter, digit, letter/digit, then up to four letters/digits (the dot is removed by normalize)
-    ICD10CM: re.compile(r"[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}"),
+    # a letter, then 2 to 6 letters or digits (the dot is removed by normalize). The second character was
+    # always a digit until FY2026 added category QA0 (QA0.0151): only the loaded release says which codes
+    # exist, so the form admits anything a release could hold.
+    ICD10CM: re.compile(r"[A-Z][0-9A-Z]{2,6}"),
     # exactly seven of 0-9 and A-Z without I and O
     ICD10PCS: re.compile(r"[0-9A-HJ-NP-Z]{7}"),
     # Level II: a letter then four digits
@@ -36,8 +38,8 @@ FORMATS = {
 }
 
 FORMAT_HINTS = {
-    ICD10CM: "3 to 7 characters: a letter, a digit, a letter or digit, then up to 4 letters or digits "
-    "(a dot after the third is optional), e.g. E11.9 or S52.521A",
+    ICD10CM: "3 to 7 characters: a letter, then letters or digits (a dot after the third is optional), "
+    "e.g. E11.9, S52.521A or QA0.0151",
     ICD10PCS: "exactly 7 letters or digits without I and O, e.g. 0DTJ4ZZ",
     HCPCS: "a letter then 4 digits, e.g. J1100 (a 5-digit code is CPT)",
     CPT: "5 digits, or 4 digits then F, T or U, e.g. 99213 or 0001U",
@@ -45,7 +47,7 @@ FORMAT_HINTS = {
 }
 
 _ICD10_SYSTEMS = frozenset({ICD10CM, ICD10PCS})
-_ICD10CM_DOT = re.compile(r"[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}")
+_ICD10CM_DOT = re.compile(r"[A-Z][0-9A-Z]{2}\.[0-9A-Z]{1,4}")
 
 
 def normalize(system: str, code: str) -> str:

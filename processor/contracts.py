@@ -101,11 +101,8 @@ MAX_PROBLEMS = 20
 
 def schema_problems(event: dict[str, Any], kind: str) -> list[SchemaProblem]:
     """The schema violations of ``event`` as a ``kind``, at most ``MAX_PROBLEMS`` (empty when it is valid)."""
-    try:
-        msgspec.convert(event, _MIRROR[kind])
+    if mirror_accepts(event, kind):
         return []
-    except msgspec.ValidationError:
-        pass
     return sorted(itertools.islice(_problems(event, kind), MAX_PROBLEMS), key=lambda p: p.field)
 
 
@@ -204,6 +201,13 @@ class _Line(msgspec.Struct):
     service_date: _Date
     modifiers: Annotated[list[_Modifier], msgspec.Meta(max_length=4)] = []
     diagnosis_pointers: Annotated[list[_Pointer], msgspec.Meta(max_length=12)] = []
+    revenue_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")] | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Procedure(msgspec.Struct):
+    code: _Code
+    system: _Code
+    date: _Date
 
 
 class _Claim(msgspec.Struct):
@@ -213,8 +217,14 @@ class _Claim(msgspec.Struct):
     patient: _Patient
     billing_provider: _Provider
     diagnoses: Annotated[list[_Coded], msgspec.Meta(min_length=1, max_length=25)]
-    lines: Annotated[list[_Line], msgspec.Meta(min_length=1, max_length=450)]
+    lines: Annotated[list[_Line], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET
     kind: Literal["claim"] | msgspec.UnsetType = msgspec.UNSET
+    claim_type: Literal["professional", "outpatient", "inpatient"] | msgspec.UnsetType = msgspec.UNSET
+    admission_date: _Date | msgspec.UnsetType = msgspec.UNSET
+    discharge_date: _Date | msgspec.UnsetType = msgspec.UNSET
+    discharge_status: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}$")] | msgspec.UnsetType = msgspec.UNSET
+    admitting_diagnosis: _Coded | msgspec.UnsetType = msgspec.UNSET
+    procedures: Annotated[list[_Procedure], msgspec.Meta(max_length=25)] = []
 
 
 class _Order(msgspec.Struct):
@@ -229,3 +239,22 @@ class _Order(msgspec.Struct):
 
 
 _MIRROR: dict[str, type[msgspec.Struct]] = {"claim": _Claim, "order": _Order}
+
+
+def mirror_accepts(event: dict[str, Any], kind: str) -> bool:
+    """True when the msgspec mirror of the schemas takes ``event`` as a ``kind``: then the schema does too."""
+    try:
+        return _fits(msgspec.convert(event, _MIRROR[kind]))
+    except msgspec.ValidationError:
+        return False
+
+
+def _fits(event: msgspec.Struct) -> bool:
+    """What the schemas require that the mirror's types cannot say: an inpatient claim's stay, and the lines
+    of any other claim."""
+    if not isinstance(event, _Claim):
+        return True
+    if event.claim_type == "inpatient":
+        return not (event.admission_date is msgspec.UNSET or event.discharge_date is msgspec.UNSET
+                    or event.discharge_status is msgspec.UNSET)  # fmt: skip
+    return event.lines is not msgspec.UNSET and len(event.lines) > 0

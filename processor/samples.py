@@ -1,29 +1,38 @@
 """Realistic sample claims and lab orders, for the demo and the benchmark (and as examples of the contracts).
 
-Claims carry about three diagnoses and three lines; orders one to three tests. A share of the events
-carries the mistakes that payers and labs see every day: header codes, malformed codes, a code used on a
-date it is not valid, an unknown code system, a bad NPI, an order without a diagnosis. Providers come from a
-pool of 500 (made-up NPIs), as a payer hears from the same offices all day. Codes are real:
-ICD-10-CM from the default table; procedures and tests from the demo rows (``demo-codes.csv``). Patient
-data is made up.
+Claims carry about three diagnoses and three lines; orders one to three tests. One claim in ten is an
+inpatient stay (837I: admission and discharge dates, ICD-10-PCS procedures, no lines), one in ten an
+outpatient claim (lines with revenue codes); the rest are professional. A share of the events carries the
+mistakes that payers and labs see every day: header codes, malformed codes, a code used on a date it is not
+valid, an unknown code system, a bad NPI, an order without a diagnosis; on a stay, a principal diagnosis
+CMS's code editor does not accept, a secondary repeating the principal, a discharge before the admission.
+Providers come from a pool of 500 (made-up NPIs), as a payer hears from the same offices all day. Codes are
+real: ICD-10-CM and ICD-10-PCS from the default table; procedures and tests from the demo rows
+(``demo-codes.csv``). Patient data is made up.
 """
 
 from __future__ import annotations
 
 import random
+from datetime import date, timedelta
 from typing import Any
 
 from processor.code_systems import luhn_check_digit
 
 # Billable ICD-10-CM codes valid in both FY2025 and FY2026.
 DIAGNOSES = [
-    "E11.9", "I10", "J06.9", "Z00.00", "E78.5", "K21.9", "F41.1", "N39.0", "J45.909", "M25.561",
+    "E11.9", "I10", "J06.9", "R05.9", "E78.5", "K21.9", "F41.1", "N39.0", "J45.909", "M25.561",
     "Z23", "R07.9", "E66.9", "G43.909", "L03.115", "S52.521A", "E11.65", "I48.91", "M17.11", "R10.9",
 ]  # fmt: skip
 PROCEDURES = [("CPT", "99213"), ("CPT", "99214"), ("CPT", "99203"), ("CPT", "36415"), ("CPT", "93000"),
               ("HCPCS", "J1100"), ("HCPCS", "G0008"), ("HCPCS", "J3420")]  # fmt: skip
 TESTS = [("LOINC", "4548-4"), ("LOINC", "2345-7"), ("LOINC", "718-7"), ("LOINC", "2093-3"),
          ("LOINC", "24323-8"), ("CPT", "83036"), ("CPT", "80053"), ("CPT", "85025")]  # fmt: skip
+
+# Principal diagnoses of inpatient stays that CMS's MCE accepts, and ICD-10-PCS procedures valid in FY2025-26.
+ADMISSIONS = ["I50.9", "J18.9", "N17.9", "I21.4", "K35.80", "A41.9", "J44.1", "I63.9"]
+ICD_PROCEDURES = ["0DTJ4ZZ", "5A1955Z", "02HV33Z", "0BH17EZ", "3E0336Z", "30233N1", "4A023N7", "B2111ZZ"]
+REVENUE_CODES = ["0300", "0450", "0510", "0636", "0730"]
 
 # The mistakes: (what is wrong, how to make it).
 HEADERS = ["E11", "I25", "M54.5", "J45", "S52.521"]
@@ -47,7 +56,10 @@ def _patient(rng: random.Random) -> dict[str, Any]:
 
 
 def claim(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
-    """One professional claim; ``bad`` makes one realistic mistake on it."""
+    """One claim (professional, outpatient or an inpatient stay); ``bad`` makes one realistic mistake on it."""
+    kind = rng.random()
+    if kind < 0.1:
+        return stay(rng, number, bad)
     day = rng.choice(SERVICE_DAYS)
     diagnoses = [{"code": c, "system": "ICD-10-CM"} for c in rng.sample(DIAGNOSES, rng.choice((2, 3, 3, 4)))]
     lines = []
@@ -64,8 +76,48 @@ def claim(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
         "diagnoses": diagnoses,
         "lines": lines,
     }
+    if kind < 0.2:
+        event["claim_type"] = "outpatient"
+        for line in lines:
+            line["revenue_code"] = rng.choice(REVENUE_CODES)
     if bad:
         _spoil_claim(rng, event)
+    return event
+
+
+def stay(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
+    """One inpatient claim (837I): the stay, its diagnoses (principal first) and ICD-10-PCS procedures."""
+    discharge = rng.choice(SERVICE_DAYS)
+    admission = (date.fromisoformat(discharge) - timedelta(days=rng.randint(0, 6))).isoformat()
+    secondary = rng.sample(DIAGNOSES, rng.randint(1, 3))
+    diagnoses = [{"code": c, "system": "ICD-10-CM"} for c in [rng.choice(ADMISSIONS), *secondary]]
+    procedures = [{"code": c, "system": "ICD-10-PCS", "date": rng.choice((admission, discharge))}
+                  for c in rng.sample(ICD_PROCEDURES, rng.randint(0, 2))]  # fmt: skip
+    patient = _patient(rng)
+    patient["birth_date"] = f"{rng.randint(1935, 2000)}{patient['birth_date'][4:]}"  # adults: the MCE's lists hold
+    event = {
+        "claim_id": f"CLM{number:09d}",
+        "claim_type": "inpatient",
+        "submitter_id": f"SUB{rng.randint(1, 40):04d}",
+        "submitted_at": f"{discharge}T{rng.randint(8, 18):02d}:{rng.randint(0, 59):02d}:00Z",
+        "patient": patient,
+        "billing_provider": {"npi": rng.choice(PROVIDERS)},
+        "admission_date": admission,
+        "discharge_date": discharge,
+        "discharge_status": rng.choice(("01", "01", "01", "06", "03")),
+        "diagnoses": diagnoses,
+        "procedures": procedures,
+    }
+    if bad:
+        mistake = rng.randrange(4)
+        if mistake == 0:  # a routine exam is no reason for an inpatient stay
+            diagnoses[0]["code"] = "Z00.00"
+        elif mistake == 1:
+            diagnoses.append(dict(diagnoses[0]))
+        elif mistake == 2:  # a fall is the external cause, not the principal diagnosis
+            diagnoses.insert(0, {"code": "W19.XXXA", "system": "ICD-10-CM"})
+        else:
+            event["admission_date"] = (date.fromisoformat(discharge) + timedelta(days=2)).isoformat()
     return event
 
 

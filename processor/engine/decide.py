@@ -6,6 +6,12 @@ payer's cross-reference for internal codes), then what the codes say together: t
 sex, the principal diagnosis, coverage, NCCI pairs and units. Each failed check becomes a ``Reason`` from
 ``rules.RULES``, with the outcome the payer's ``Policy`` gives the rule; the worst reason's outcome is the
 decision's.
+
+A claim's ``claim_type`` picks its edits, as CMS's editors do: on an inpatient stay every code is judged on
+the discharge date and CMS's Medicare Code Editor (MCE) runs in full, with the lists of that date's fiscal
+year (``engine/mce.py``); professional and outpatient claims get the edits that apply to them (codes valid on
+each date of service, the MCE age lists, manifestation or external cause first-listed). Where the table holds
+no MCE lists for a date, the tabular's own notes and the chapter of a code stand in for them.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from processor.code_table.table import CodeTable, CodeVersion, in_range
 from processor.contracts import event_id, schema_problems
 from processor.engine.decision import Decision, Reason
 from processor.engine.duplicates import Duplicate
+from processor.engine.mce import Stay, age_conflict, limited_coverage, non_covered
 from processor.engine.memo import MEMO_LIMIT, memo_of
 from processor.engine.policy import DEFAULT_POLICY, Policy
-from processor.engine.rules import RULES, SEVERITY, Outcome
+from processor.engine.rules import INPATIENT, PROFESSIONAL, RULES, SEVERITY, Outcome
 
 # The modifiers that NCCI accepts to bypass a pair edit of modifier indicator 1 (NCCI policy manual):
 # anatomic, global surgery, and the distinct-service modifiers 59 and XE, XS, XP, XU.
@@ -34,6 +41,10 @@ NCCI_MODIFIERS = frozenset({
 _X_MODIFIERS = frozenset({"XE", "XS", "XP", "XU"})
 _EXTERNAL_CAUSE = frozenset("VWXY")  # ICD-10-CM chapter 20, V00-Y99
 _NO_MODIFIERS: frozenset[str] = frozenset()
+_NO_FLAGS: frozenset[str] = frozenset()
+_MCE_SYSTEMS = frozenset({codes.ICD10CM, codes.ICD10PCS})
+# Before FY2025 CMS's MCE took an unknown sex as a conflict with a sex list; from 2024-10-01 it does not.
+_UNKNOWN_SEX_VALID_FROM = "2024-10-01"
 
 
 def decide(
@@ -75,11 +86,14 @@ def decide(
 
 class _Coded(NamedTuple):
     """A code that passed its checks: the external system and normalized code the later edits use (the
-    crosswalk target for an internal code), and the version valid on the date."""
+    crosswalk target for an internal code), the version valid on the date, and CMS's MCE flags for it on
+    that date (None when the table holds no MCE lists for the date)."""
 
     system: str
     code: str
     version: CodeVersion
+    mce: frozenset[str] | None = None
+    cms_sex: str | None = None  # the sex of CMS's last MCE sex list for the code, kept after FY2024
 
 
 class _Failure(NamedTuple):
@@ -90,15 +104,17 @@ class _Failure(NamedTuple):
 
 
 def _review_claim(claim: dict[str, Any], review: _Review) -> None:
+    claim_type = claim.get("claim_type", PROFESSIONAL)
     review.npi("billing_provider.npi", claim["billing_provider"]["npi"])
     birth = review.patient(claim["patient"])
     submitted = claim["submitted_at"]
-    lines = claim["lines"]
+    lines = claim.get("lines", ())
     diagnoses = claim["diagnoses"]
     count = len(diagnoses)
+    discharge = _review_stay(claim, review) if claim_type == INPATIENT else None
     line_days: list[str | None] = []
-    # A diagnosis must be valid on the dates of service of the lines that point at it; one that no line
-    # points at, on the claim's first date of service.
+    # Outside a stay, a diagnosis must be valid on the dates of service of the lines that point at it; one
+    # that no line points at, on the claim's first date of service. On a stay, every code on the discharge date.
     days_of: dict[int, set[str]] = {}
     for i, line in enumerate(lines):
         day = review.day(f"lines[{i}].service_date", line["service_date"])
@@ -116,13 +132,18 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     first_day = min((d for d in line_days if d is not None), default=None)
     dx: list[_Coded | None] = []
     for i, diagnosis in enumerate(diagnoses):
-        days = tuple(sorted(days_of.get(i, ()))) or (first_day,)
+        if claim_type == INPATIENT:
+            days: tuple[str | None, ...] = (discharge,)
+        else:
+            days = tuple(sorted(days_of.get(i, ()))) or (first_day,)
         coded = review.code("diagnosis", f"diagnoses[{i}]", diagnosis["system"], diagnosis["code"], days)
         if coded is not None:
             review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis["code"], coded, days[0])
         dx.append(coded)
     if dx[0] is not None:
-        review.principal(diagnoses[0]["code"], dx[0])
+        review.principal(diagnoses[0]["code"], dx[0], claim_type, count > 1)
+    if claim_type == INPATIENT:
+        _review_inpatient_codes(claim, dx, discharge, review)
     table = review.table
     coded_lines: list[_Coded | None] = []
     modifiers: list[frozenset[str]] = []
@@ -147,6 +168,64 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
             review.supported(f"lines[{i}].code", line["code"], coded, [dx[p] for p in pointers], day)
     if table.has_pairs:
         _review_pairs(lines, line_days, coded_lines, modifiers, review)
+
+
+def _review_stay(claim: dict[str, Any], review: _Review) -> str | None:
+    """The dates of an inpatient stay; returns the discharge date when it is a real date (its code set and
+    MCE lists apply to every code of the claim)."""
+    admission = review.day("admission_date", claim["admission_date"])
+    discharge = review.day("discharge_date", claim["discharge_date"])
+    if admission is not None and review.birth is not None and admission < review.birth:
+        review.fail("date.before_birth", "admission_date", admission)
+    if admission is not None and discharge is not None and discharge < admission:
+        review.fail("date.discharge_before_admission", "discharge_date", discharge, admission=admission)
+    submitted = claim["submitted_at"]
+    if discharge is not None and discharge > submitted[:10]:
+        review.fail("date.after_submission", "discharge_date", discharge, submitted=submitted)
+    return discharge
+
+
+def _review_inpatient_codes(claim: dict[str, Any], dx: list[_Coded | None], discharge: str | None,
+                            review: _Review) -> None:  # fmt: skip
+    """The inpatient-only MCE edits: a secondary diagnosis repeating the principal, the admitting diagnosis,
+    and the stay's ICD-10-PCS procedures with their coverage."""
+    diagnoses = claim["diagnoses"]
+    principal = codes.normalize(diagnoses[0]["system"], diagnoses[0]["code"])
+    for i, diagnosis in enumerate(diagnoses[1:], start=1):
+        if codes.normalize(diagnosis["system"], diagnosis["code"]) == principal:
+            review.fail("diagnosis.duplicate_of_principal", f"diagnoses[{i}].code", diagnosis["code"])
+    admitting = claim.get("admitting_diagnosis")
+    if admitting is not None:
+        review.code("diagnosis", "admitting_diagnosis", admitting["system"], admitting["code"], (discharge,))
+    admission = claim["admission_date"]
+    procedures = claim.get("procedures", ())
+    coded: list[_Coded | None] = []
+    for i, procedure in enumerate(procedures):
+        day = review.day(f"procedures[{i}].date", procedure["date"])
+        if day is not None and discharge is not None and not admission <= day <= discharge:
+            review.fail("procedure.date_outside_stay", f"procedures[{i}].date", day, admission=admission,
+                        discharge=discharge)  # fmt: skip
+        found = review.code("icd_procedure", f"procedures[{i}]", procedure["system"], procedure["code"], (discharge,))
+        if found is not None and discharge is not None:
+            review.fits_patient("procedure", f"procedures[{i}]", procedure["code"], found, discharge)
+        coded.append(found)
+    if not any(c is not None and c.mce for c in coded) or review.birth is None or discharge is None:
+        return
+    stay = Stay.of(
+        dx[0].mce or frozenset() if dx[0] is not None else frozenset(),
+        (d.mce or frozenset() for d in dx[1:] if d is not None),
+        (c.mce or frozenset() for c in coded if c is not None),
+        _age_on(review.birth, discharge),
+    )
+    for i, found in enumerate(coded):
+        if found is None or not found.mce:
+            continue
+        at, value, description = f"procedures[{i}].code", procedures[i]["code"], found.version.description or "-"
+        condition = non_covered(found.mce, stay)
+        if condition is not None:
+            review.fail("procedure.non_covered", at, value, description=description, condition=condition)
+        elif limited_coverage(found.mce, stay):
+            review.fail("procedure.limited_coverage", at, value, description=description)
 
 
 def _review_pairs(
@@ -246,6 +325,19 @@ _ROLES = {
         age_conflict="procedure.age_conflict",
         sex_conflict="procedure.sex_conflict",
     ),
+    # The ICD-10-PCS procedures of an inpatient stay: the procedure rules, for another code system.
+    "icd_procedure": _RoleRules(
+        systems=frozenset({codes.ICD10PCS}),
+        system_unknown="procedure.system_unknown",
+        malformed="procedure.malformed",
+        not_in_table="procedure.not_in_table",
+        not_valid_on_date="procedure.not_valid_on_date",
+        not_billable="procedure.not_billable",
+        system_not_loaded="procedure.system_not_loaded",
+        date_not_covered="procedure.date_not_covered",
+        age_conflict="procedure.age_conflict",
+        sex_conflict="procedure.sex_conflict",
+    ),
     "test": _RoleRules(
         systems=codes.TEST_SYSTEMS,
         system_unknown="test.system_unknown",
@@ -282,9 +374,7 @@ class _Review:
         rule = RULES[rule_id]
         message = rule.message.format(field=field, value=value, **details)
         review = rule.review.format(field=field, value=value, **details) if outcome is Outcome.NEEDS_REVIEW else None
-        self.reasons.append(
-            Reason(rule, field, value, message, outcome, review)
-        )
+        self.reasons.append(Reason(rule, field, value, message, outcome, review))
 
     def day(self, field: str, value: str) -> str | None:
         """The date in ``value`` when it is a real calendar date, else a reason and None."""
@@ -296,7 +386,7 @@ class _Review:
     def patient(self, patient: dict[str, Any]) -> str | None:
         """Remember the patient's birth date (when it is a date) and sex for the age and sex edits."""
         self.birth = self.day("patient.birth_date", patient["birth_date"])
-        self.sex = patient["sex"] if patient["sex"] in ("M", "F") else None
+        self.sex = patient["sex"]  # M, F or U
         return self.birth
 
     def npi(self, field: str, value: str) -> None:
@@ -358,6 +448,12 @@ class _Review:
                                 {"system": system, "description": found.description or "-"})  # fmt: skip
             version = found
         if not internal:
+            day = days[-1]
+            if system in _MCE_SYSTEMS and day is not None and table.covers_date("MCE", day):
+                entry = table.mce(system, normalized, day)
+                if entry is None:
+                    return _Coded(system, normalized, version, _NO_FLAGS)
+                return _Coded(system, normalized, version, entry.flags, entry.cms_sex)
             return _Coded(system, normalized, version)
         if version.maps_to is None:
             return _Failure("crosswalk.unmapped", "code", code, {"system": system})
@@ -374,31 +470,63 @@ class _Review:
         return target
 
     def fits_patient(self, role: str, at: str, value: str, coded: _Coded, day: str | None) -> None:
-        """The age and sex edits a code's table record carries, against the patient on ``day``."""
+        """The age and sex edits of a code on ``day``: CMS's MCE lists where the table holds them for the day,
+        and a payer's own limits (the ``age_min``, ``age_max``, ``sex`` of its code records)."""
+        if not day:
+            return
+        field = f"{at}.code"
+        age = _age_on(self.birth, day) if self.birth is not None else None
+        description = coded.version.description or "-"
+        flags = coded.mce
+        if flags and age is not None:
+            conflict = age_conflict(flags, age, day, self.table.mce_age_range)
+            if conflict is not None:
+                group, low, high = conflict
+                self.fail(_ROLES[role].age_conflict, field, value, system=coded.system, age=age, day=day, age_min=low,
+                          age_max=high, edit=f" (CMS MCE {group} list)", description=description)  # fmt: skip
+        if flags and ("male" in flags or "female" in flags) and (self.sex != "U" or day < _UNKNOWN_SEX_VALID_FROM):
+            sex = "M" if "male" in flags else "F"
+            if self.sex != sex:
+                self.fail(_ROLES[role].sex_conflict, field, value, system=coded.system, sex=sex,
+                          patient_sex=self.sex, description=description)  # fmt: skip
+        elif coded.cms_sex is not None and self.sex in ("M", "F") and self.sex != coded.cms_sex and role == "diagnosis":
+            self.fail("diagnosis.sex_list_conflict", field, value, system=coded.system, sex=coded.cms_sex,
+                      patient_sex=self.sex, description=description)  # fmt: skip
         version = coded.version
-        if (version.age_min is not None or version.age_max is not None) and self.birth is not None and day:
-            age = _age_on(self.birth, day)
+        if (version.age_min is not None or version.age_max is not None) and age is not None:
             low = version.age_min if version.age_min is not None else 0
             high = version.age_max if version.age_max is not None else 150
             if not low <= age <= high:
                 edit = f" ({version.age_edit})" if version.age_edit else ""
-                self.fail(_ROLES[role].age_conflict, f"{at}.code", value, system=coded.system, age=age, day=day,
-                          age_min=low, age_max=high, edit=edit, description=version.description or "-")  # fmt: skip
-        if version.sex is not None and self.sex is not None and version.sex != self.sex:
-            self.fail(_ROLES[role].sex_conflict, f"{at}.code", value, system=coded.system, sex=version.sex,
-                      patient_sex=self.sex, description=version.description or "-")  # fmt: skip
+                self.fail(_ROLES[role].age_conflict, field, value, system=coded.system, age=age, day=day,
+                          age_min=low, age_max=high, edit=edit, description=description)  # fmt: skip
+        if version.sex is not None and self.sex in ("M", "F") and version.sex != self.sex:
+            self.fail(_ROLES[role].sex_conflict, field, value, system=coded.system, sex=version.sex,
+                      patient_sex=self.sex, description=description)  # fmt: skip
 
-    def principal(self, value: str, coded: _Coded) -> None:
-        """The edits on the first-listed (principal) diagnosis of a claim."""
-        field, version = "diagnoses[0].code", coded.version
+    def principal(self, value: str, coded: _Coded, claim_type: str, has_secondary: bool) -> None:
+        """The edits on the principal (first-listed) diagnosis of a claim; on an inpatient stay, also the
+        MCE's unacceptable-principal, requires-secondary and questionable-admission edits."""
+        field, version, flags = "diagnoses[0].code", coded.version, coded.mce
         if coded.system != codes.ICD10CM:
             return
-        if coded.code[0] in _EXTERNAL_CAUSE:
+        description = version.description or "-"
+        external = "ecodepdx" in flags if flags is not None else coded.code[0] in _EXTERNAL_CAUSE
+        manifestation = "manifestation" in flags if flags is not None else version.manifestation
+        if external:
             self.fail("diagnosis.external_cause_principal", field, value)
-        elif version.manifestation:
-            self.fail("diagnosis.manifestation_principal", field, value, description=version.description or "-")
-        elif version.code_first:
-            self.fail("diagnosis.code_first_principal", field, value, description=version.description or "-")
+        if manifestation:
+            self.fail("diagnosis.manifestation_principal", field, value, description=description)
+        if version.code_first and not (external or manifestation):
+            self.fail("diagnosis.code_first_principal", field, value, description=description)
+        if claim_type != INPATIENT or not flags:
+            return
+        if "unacceptable" in flags and "reqsdx" not in flags:
+            self.fail("diagnosis.unacceptable_principal", field, value, description=description)
+        elif "unacceptable" in flags and not has_secondary:
+            self.fail("diagnosis.requires_secondary", field, value, description=description)
+        if "qadm" in flags:
+            self.fail("diagnosis.questionable_admission", field, value, description=description)
 
     def supported(self, field: str, value: str, coded: _Coded, diagnoses: list[_Coded | None], day: str) -> None:
         """Coverage: some diagnosis the service points at must be one the policy says supports it. Not

@@ -1,6 +1,6 @@
 """Property-based: the engine never raises, and anything not accepted carries a reason."""
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from processor.contracts import Undecodable, decode
@@ -13,6 +13,7 @@ json_values = st.recursive(
     max_leaves=30,
 )
 FIELDS = ["claim_id", "submitter_id", "submitted_at", "patient", "billing_provider", "diagnoses", "lines",
+          "claim_type", "admission_date", "discharge_date", "discharge_status", "procedures", "admitting_diagnosis",
           "order_id", "lab_id", "ordering_provider", "collection_date", "tests"]  # fmt: skip
 
 
@@ -31,13 +32,16 @@ def test_arbitrary_json_objects(small_table, event, kind):
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32), bad=st.booleans(), path=st.sampled_from(
     [("diagnoses", 0, "code"), ("lines", 0, "code"), ("lines", 0, "service_date"), ("patient", "birth_date"),
-     ("billing_provider", "npi"), ("lines", 0, "units"), ("diagnoses", 0, "system")]), value=json_values)  # fmt: skip
+     ("billing_provider", "npi"), ("lines", 0, "units"), ("diagnoses", 0, "system"), ("claim_type",),
+     ("discharge_date",), ("admission_date",), ("procedures", 0, "code"), ("procedures", 0, "date")]),
+       value=json_values)  # fmt: skip
 def test_arbitrary_values_in_real_claims(small_table, seed, bad, path, value):
     import random
 
-    event = claim(random.Random(seed), 1, bad)
+    event = claim(random.Random(seed), 1, bad)  # professional, outpatient or inpatient
     target = event
     for step in path[:-1]:
+        assume(step in target if isinstance(step, str) else step < len(target))  # a stay has no lines
         target = target[step]
     target[path[-1]] = value
     assert_sound(decide(event, "claim", small_table))

@@ -4,7 +4,6 @@ import base64
 import copy
 
 import jsonschema
-import msgspec
 import pytest
 import referencing
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 from processor import samples
 from processor.code_table.cms_files import ReleaseCode
 from processor.code_table.releases import icd10cm_records
-from processor.contracts import _MIRROR, SCHEMA_BASE_URI, _full_validator, load_schema, schema_dir
+from processor.contracts import SCHEMA_BASE_URI, _full_validator, load_schema, mirror_accepts, schema_dir
 from processor.engine import decide
 from tests.conftest import SMALL_POLICY, SMALL_TABLE
 
@@ -83,14 +82,6 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12,
 )
-
-
-def mirror_accepts(event, kind) -> bool:
-    try:
-        msgspec.convert(event, _MIRROR[kind])
-    except msgspec.ValidationError:
-        return False
-    return True
 
 
 def test_the_mirror_accepts_valid_events():
