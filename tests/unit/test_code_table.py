@@ -5,7 +5,7 @@ import io
 import pytest
 
 from processor.code_table.csv_rows import read_csv
-from processor.code_table.table import CodeTable, record_key
+from processor.code_table.table import MCE, MCE_AGE, CodeTable, MceEntry, policy_record, record_key
 from tests.conftest import SMALL_TABLE
 
 
@@ -95,3 +95,55 @@ def test_a_policy_record_is_replaced_and_deleted_by_its_key():
     assert table.max_units("36415", "2025-01-01") == 3
     table.apply(key, None)
     assert table.max_units("36415", "2025-01-01") is None and not table.has_mue
+
+
+def mce_record(code, valid_from, valid_to, flags, cms_sex=None, system="ICD-10-CM"):
+    attributes = {"system": system, "code": code, "flags": flags, **({"cms_sex": cms_sex} if cms_sex else {})}
+    return policy_record(MCE, f"{system}:{code}", valid_from, valid_to, attributes)
+
+
+def test_mce_records_are_looked_up_by_code_and_day():
+    table = CodeTable().load([
+        mce_record("O80", "2023-10-01", "2024-09-30", ["female", "maternity"]),
+        mce_record("O80", "2024-10-01", "2026-09-30", ["maternity"], cms_sex="F"),  # CMS dropped its sex lists
+        policy_record(MCE_AGE, "MATERNITY", "2024-10-01", "2026-09-30",
+                      {"group": "maternity", "age_min": 9, "age_max": 64}),
+    ])  # fmt: skip
+    assert table.has_mce
+    assert table.mce("ICD-10-CM", "O80", "2024-09-30") == MceEntry(frozenset({"female", "maternity"}), None)
+    assert table.mce("ICD-10-CM", "O80", "2025-03-01") == MceEntry(frozenset({"maternity"}), "F")
+    assert table.mce("ICD-10-CM", "O80", "2026-10-01") is None  # no entry: no flags
+    assert table.mce("ICD-10-CM", "E119", "2025-03-01") is None
+    assert table.mce_age_range("maternity", "2025-03-01") == (9, 64)
+    assert table.mce_age_range("maternity", "2026-10-01") is None and table.mce_age_range("adult", "2025-03-01") is None
+    assert len(table) == 0  # policy records are not code versions
+
+
+def test_an_mce_record_is_replaced_and_deleted_by_its_key_and_each_change_moves_the_revision():
+    key, record = mce_record("Z00.00", "2024-10-01", None, ["adult", "unacceptable"])
+    table = CodeTable().load([(key, record)])
+    assert key == "@mce|ICD-10-CM:Z00.00|2024-10-01" and table.mce("ICD-10-CM", "Z0000", "2025-01-01").flags == {
+        "adult", "unacceptable"}  # fmt: skip
+    revision = table.revision
+    table.apply(key, {**record, "attributes": {**record["attributes"], "flags": ["adult"]}})
+    assert table.mce("ICD-10-CM", "Z0000", "2025-01-01").flags == {"adult"} and table.revision == revision + 1
+    table.apply(key, None)
+    assert table.mce("ICD-10-CM", "Z0000", "2025-01-01") is None and not table.has_mce
+    assert table.revision == revision + 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "subject", "attributes"),
+    [
+        (MCE, "ICD-10-CM:O80", {"system": "ICD-10-CM", "code": "O80", "flags": "maternity"}),  # not a list
+        (MCE, "ICD-10-CM:O80", {"system": "ICD-10-CM", "code": "O80", "flags": ["maternity"], "cms_sex": "U"}),
+        (MCE, "ICD-10-CM:O80", {"code": "O80", "flags": []}),
+        (MCE_AGE, "ADULT", {"group": "adult", "age_min": 124, "age_max": 15}),
+        (MCE_AGE, "ADULT", {"group": "adult", "age_min": 15}),
+    ],
+)
+def test_malformed_mce_records_are_refused_and_leave_the_table_as_it_was(kind, subject, attributes):
+    table = CodeTable()
+    with pytest.raises(ValueError):
+        table.apply(*policy_record(kind, subject, "2024-10-01", None, attributes))
+    assert not table.has_mce and table.mce_age_range("adult", "2025-01-01") is None

@@ -59,15 +59,15 @@ def test_the_default_table_declares_the_dates_each_release_covers(default_table)
 @pytest.mark.parametrize(
     ("code", "edits"),
     [
-        ("O80", (9, 64, "F", False)),  # chapter 15: maternal records (MCE maternity)
-        ("Z3800", (0, 0, None, False)),  # liveborn infant (MCE newborn)
-        ("P220", (0, 0, None, False)),  # perinatal
+        ("O80", (None, None, None, False)),  # age and sex: CMS's MCE lists (test_mce_tables), not chapter ranges
+        ("P271", (None, None, None, False)),  # chapter 16, but not on the MCE newborn list: any age
+        ("Z3800", (None, None, None, False)),
         ("G63", (None, None, None, True)),  # "in diseases classified elsewhere", code first: a manifestation
         ("F0280", (None, None, None, True)),  # under F02, which says code first the underlying condition
         ("E119", (None, None, None, False)),
     ],
 )
-def test_the_loader_sets_the_edits_the_classification_states(default_table, code, edits):
+def test_the_loader_keeps_the_tabulars_notes_and_sets_no_chapter_edits(default_table, code, edits):
     version = default_table.versions("ICD-10-CM", code)[-1]
     assert (version.age_min, version.age_max, version.sex, version.manifestation) == edits
 
