@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from processor.code_table.table import MUE, NCCI, RELEASE, SUPPORTS, CodeTable, policy_record, record_key
+from processor.code_systems import normalize
+from processor.code_table.table import MCE, MCE_AGE, MUE, NCCI, RELEASE, SUPPORTS, CodeTable, policy_record, record_key
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +80,17 @@ SMALL_TABLE = [
         ("CPT", "83036", True, "2024-01-01", None),
         ("LOINC", "4548-4", True, "2024-01-01", None),
     ),
-    # Edits the ICD-10-CM loader derives from the classification (MCE age/sex, tabular notes).
+    # Codes that CMS's MCE lists flag (their flags are in SMALL_POLICY), and codes without flags.
+    *rows(
+        ("ICD-10-CM", "Z00.00", True, "2024-10-01", None),
+        ("ICD-10-CM", "Z51.89", True, "2024-10-01", None),
+        ("ICD-10-CM", "Z34.00", True, "2024-10-01", None),
+        ("ICD-10-CM", "M80.021P", True, "2024-10-01", None),
+        ("ICD-10-CM", "N39.0", True, "2024-10-01", None),
+        ("ICD-10-PCS", "00F3XZZ", True, "2024-10-01", None),
+        ("ICD-10-PCS", "02WA3QZ", True, "2024-10-01", None),
+    ),
+    # A payer's own age and sex edits on ICD-10-CM codes, and the tabular's notes.
     *with_attributes(
         rows(("ICD-10-CM", "O80", True, "2024-10-01", None)), age_min=9, age_max=64, age_edit="maternity", sex="F"
     ),
@@ -110,8 +121,33 @@ SMALL_TABLE = [
     *with_attributes(rows(("ACME-INTERNAL", "X300", True, "2024-01-01", None)), maps_to="CPT:99999"),
 ]
 
-# The policy records of the small table: releases loaded and the dates each covers, coverage, NCCI, MUE.
+
+def _mce(system: str, code: str, *flags: str, cms_sex: str | None = None) -> tuple[str, dict]:
+    attributes: dict = {"system": system, "code": normalize(system, code), "flags": sorted(flags)}
+    if cms_sex:
+        attributes["cms_sex"] = cms_sex
+    return policy_record(MCE, f"{system}:{normalize(system, code)}", "2024-10-01", "2026-09-30", attributes)
+
+
+# The policy records of the small table: releases loaded and the dates each covers, CMS's MCE lists (their
+# real flags for these codes), coverage, NCCI, MUE.
 SMALL_POLICY = [
+    policy_record(RELEASE, "MCE:FY2025", "2024-10-01", "2025-09-30", {"system": "MCE"}, "MCE FY2025"),
+    policy_record(RELEASE, "MCE:FY2026", "2025-10-01", "2026-09-30", {"system": "MCE"}, "MCE FY2026"),
+    *(
+        policy_record(MCE_AGE, group, "2024-10-01", "2026-09-30", {"group": group, "age_min": low, "age_max": high})
+        for group, low, high in (("newborn", 0, 0), ("pediatric", 0, 17), ("maternity", 9, 64), ("adult", 15, 124))
+    ),
+    _mce("ICD-10-CM", "E11.9", "qadm"),
+    _mce("ICD-10-CM", "I10", "qadm"),
+    _mce("ICD-10-CM", "Z00.00", "adult", "unacceptable"),
+    _mce("ICD-10-CM", "Z51.89", "reqsdx", "unacceptable"),
+    _mce("ICD-10-CM", "Z34.00", "maternity", "unacceptable", cms_sex="F"),
+    _mce("ICD-10-CM", "M80.021P", "adult"),
+    _mce("ICD-10-CM", "W19.XXXA", "ecodepdx"),
+    _mce("ICD-10-CM", "G63", "manifestation"),
+    _mce("ICD-10-PCS", "00F3XZZ", "noncovered"),
+    _mce("ICD-10-PCS", "02WA3QZ", "lcov"),
     # Releases loaded, with the dates each covers: ICD-10-CM FY2025 and FY2026, HCPCS for 2024-2026.
     policy_record(RELEASE, "ICD-10-CM:FY2025", "2024-10-01", "2025-09-30", {"system": "ICD-10-CM"}, "ICD-10-CM FY2025"),
     policy_record(RELEASE, "ICD-10-CM:FY2026", "2025-10-01", "2026-09-30", {"system": "ICD-10-CM"}, "ICD-10-CM FY2026"),

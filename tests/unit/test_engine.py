@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from processor.code_table.table import CodeTable
-from processor.engine import RULES, Outcome, decide
+from processor.engine import RULES, Outcome, decide, policy_from
 from processor.engine.memo import memo_of
 from tests.conftest import SMALL_POLICY, SMALL_TABLE, a_claim, an_order
 from tests.unit.test_duplicates import DUPLICATE_CASES
@@ -41,9 +41,11 @@ STAY = {
     "admission_date": "2025-11-01",
     "discharge_date": "2025-11-03",
     "discharge_status": "01",
+    "diagnoses": [{"code": "N39.0", "system": "ICD-10-CM"}, {"code": "I10", "system": "ICD-10-CM"}],
     "procedures": [{"code": "0DTJ4ZZ", "system": "ICD-10-PCS", "date": "2025-11-02"}],
     "lines": [],
 }
+ADULT, CHILD = {"birth_date": "1961-04-12", "sex": "M"}, {"birth_date": "2020-04-12", "sex": "F"}
 
 CLAIM_CASES = [
     # (why, changes, outcome, [(reason id, field, value)])
@@ -145,8 +147,7 @@ CLAIM_CASES = [
     ),
     (
         "a stay cannot end before it begins",
-        {**STAY, "admission_date": "2025-11-03", "discharge_date": "2025-11-01",
-         "procedures": []},  # fmt: skip
+        {**STAY, "admission_date": "2025-11-03", "discharge_date": "2025-11-01", "procedures": []},
         "returned",
         [("date.discharge_before_admission", "discharge_date", "2025-11-01")],
     ),
@@ -158,12 +159,55 @@ CLAIM_CASES = [
     ),
     (
         "a secondary diagnosis repeating the principal is returned on a stay",
-        {**STAY, "diagnoses": dx("E11.9", "E11.9")},
+        {**STAY, "diagnoses": dx("N39.0", "N39.0")},
         "returned",
-        [("diagnosis.duplicate_of_principal", "diagnoses[1].code", "E11.9")],
+        [("diagnosis.duplicate_of_principal", "diagnoses[1].code", "N39.0")],
     ),
-    ("a repeated diagnosis is no MCE edit on a professional claim", {"diagnoses": dx("E11.9", "E11.9")},
-     "accepted", []),  # fmt: skip
+    ("a repeated diagnosis is no MCE edit on a professional", {"diagnoses": dx("E11.9", "E11.9")}, "accepted", []),
+    (
+        "a routine exam is no principal diagnosis of a stay (MCE)",
+        {**STAY, "diagnoses": dx("Z00.00", "I10")},
+        "returned",
+        [("diagnosis.unacceptable_principal", "diagnoses[0].code", "Z00.00")],
+    ),
+    ("a routine exam may be first-listed on a professional claim", {"diagnoses": dx("Z00.00", "I10")}, "accepted", []),
+    (
+        "some principal diagnoses need a secondary one (MCE)",
+        {**STAY, "diagnoses": dx("Z51.89")},
+        "returned",
+        [("diagnosis.requires_secondary", "diagnoses[0].code", "Z51.89")],
+    ),
+    ("with its secondary diagnosis it is accepted", {**STAY, "diagnoses": dx("Z51.89", "N39.0")}, "accepted", []),
+    (
+        "a questionable reason for admission goes to a coder (MCE)",
+        {**STAY, "diagnoses": dx("E11.9", "N39.0")},
+        "needs_review",
+        [("diagnosis.questionable_admission", "diagnoses[0].code", "E11.9")],
+    ),
+    (
+        "a procedure Medicare never covers is returned (MCE)",
+        {**STAY, "procedures": [{"code": "00F3XZZ", "system": "ICD-10-PCS", "date": "2025-11-02"}]},
+        "returned",
+        [("procedure.non_covered", "procedures[0].code", "00F3XZZ")],
+    ),
+    (
+        "a procedure of limited coverage goes to a coder (MCE)",
+        {**STAY, "procedures": [{"code": "02WA3QZ", "system": "ICD-10-PCS", "date": "2025-11-02"}]},
+        "needs_review",
+        [("procedure.limited_coverage", "procedures[0].code", "02WA3QZ")],
+    ),
+    (
+        "an adult-only code on a child is returned on any claim (MCE adult list)",
+        {"patient": CHILD, "diagnoses": dx("M80.021P")},
+        "returned",
+        [("diagnosis.age_conflict", "diagnoses[0].code", "M80.021P")],
+    ),
+    (
+        "CMS's last sex lists apply only when a payer switches them on",
+        {"patient": ADULT, "diagnoses": dx("I10", "Z34.00")},
+        "accepted",
+        [],
+    ),
     (
         "a payer-internal code is checked as the CPT code it maps to",
         {"lines": [line("X100", "ACME-INTERNAL")]},
@@ -596,7 +640,20 @@ def test_every_rule_has_a_case_with_a_real_code():
     covered = {i for cases in (CLAIM_CASES, ORDER_CASES) for *_, expected in cases for i, _, _ in expected}
     covered |= {case[3] for case in NOT_LOADED_CASES} | {"npi.missing"}
     covered |= {rule_id for *_, rule_id in DUPLICATE_CASES}  # tests/unit/test_duplicates.py
+    covered |= {"diagnosis.sex_list_conflict"}  # off by default: test_a_payer_can_keep_cms_last_sex_lists
     assert set(RULES) - covered == set()
+
+
+def test_a_payer_can_keep_cms_last_sex_lists(small_table):
+    """CMS dropped the MCE sex lists from FY2025; a payer who keeps them switches the rule on."""
+    claim = a_claim(patient={"birth_date": "1961-04-12", "sex": "M"}, diagnoses=dx("I10", "Z34.00"))
+    assert decide(claim, "claim", small_table).outcome == "accepted"
+    policy = policy_from({"rules": {"diagnosis.sex_list_conflict": "returned"}})
+    decision = decide(claim, "claim", small_table, policy)
+    assert [(r.id, r.field, r.value) for r in decision.reasons] == [
+        ("diagnosis.sex_list_conflict", "diagnoses[1].code", "Z34.00")
+    ]
+    assert "sex F" in decision.reasons[0].message
 
 
 def test_every_review_says_what_to_check(small_table):

@@ -35,8 +35,11 @@ FIRST, LAST = date(2024, 10, 1), date(2026, 9, 30)
 IN_SCOPE = {rule.mce for rule in RULES.values() if rule.mce} | {"INVALID_ADMIT_DX"}
 # (what, why the engine answers otherwise on purpose). The generated cases leave these out; each has a test.
 KEPT_DISAGREEMENTS = [
-    ("a secondary diagnosis or procedure code of all zeros", "CMS's MCE reads it as no code at all (blank); on a "
-     "payer's claim it is a code field filled wrongly, so the engine returns it as an invalid code"),
+    (
+        "a secondary diagnosis or procedure code of all zeros",
+        "CMS's MCE reads it as no code at all (blank); on a "
+        "payer's claim it is a code field filled wrongly, so the engine returns it as an invalid code",
+    ),
 ]
 AGES = [0, 0, 1, 5, 8, 9, 11, 12, 14, 15, 16, 17, 18, 30, 45, 55, 56, 60, 61, 63, 64, 65, 77, 78, 90, 124]
 
