@@ -69,7 +69,8 @@ async def _demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
     started = time.monotonic()
     sent = await publish(settings, records)
     say(f"Published the code table to '{topics.code_table}': {sent:,} records "
-        f"(ICD-10-CM FY2025+FY2026, demo CPT/HCPCS/LOINC rows) in {time.monotonic() - started:.1f} s")  # fmt: skip
+        f"(ICD-10-CM, ICD-10-PCS and CMS's MCE lists for FY2025+FY2026, demo CPT/HCPCS/LOINC rows) in "
+        f"{time.monotonic() - started:.1f} s")  # fmt: skip
 
     worker = Worker(settings)
     worker_task = asyncio.create_task(worker.run(stop), name="worker")
@@ -127,6 +128,7 @@ async def _feed(settings: Settings, events: int) -> int:
 async def _collect(reader: AIOKafkaConsumer, expected: int, stop: asyncio.Event) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    stays: Counter[str] = Counter()  # the reasons given on inpatient stays (CMS's code editor)
     examples: dict[str, str] = {}
     seen = 0
     while seen < expected and not stop.is_set():
@@ -138,10 +140,12 @@ async def _collect(reader: AIOKafkaConsumer, expected: int, stop: asyncio.Event)
                     outcomes["dead-lettered"] += 1
                     continue
                 outcomes[f"{value['kind']} {value['outcome']}"] += 1
+                inpatient = value["event"].get("claim_type") == "inpatient"
                 for reason in value["reasons"]:
                     reasons[reason["id"]] += 1
+                    stays[reason["id"]] += inpatient
                     examples.setdefault(reason["id"], reason["message"])
-    return {"outcomes": outcomes, "reasons": reasons, "examples": examples, "seen": seen}
+    return {"outcomes": outcomes, "reasons": reasons, "stays": +stays, "examples": examples, "seen": seen}
 
 
 def _print_summary(summary: dict[str, Any], settings: Settings, worker: Worker) -> None:
@@ -153,6 +157,9 @@ def _print_summary(summary: dict[str, Any], settings: Settings, worker: Worker) 
     say("Top reasons:")
     for reason_id, n in summary["reasons"].most_common(8):
         say(f"  {reason_id:<30} {n:>6,}  e.g. {summary['examples'][reason_id]}")
+    say("Top reasons on inpatient stays (CMS's Medicare Code Editor, the discharge date's lists):")
+    for reason_id, n in summary["stays"].most_common(5):
+        say(f"  {reason_id:<34} {n:>6,}  e.g. {summary['examples'][reason_id]}")
     say()
     say("Topics: in  " + f"{topics.claims}, {topics.orders}  (code table: {topics.code_table})")
     say("        out " + f"{topics.accepted}, {topics.returned}, {topics.needs_review}, {topics.dead_letter}")
