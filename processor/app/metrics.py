@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from processor.app.sensor import BatchTally, Sensor
 from processor.code_table.table import CodeTable
-from processor.engine.rules import RULES, Outcome
+from processor.engine.rules import DECISION_OUTCOMES, RULES
 
 KINDS = ("claim", "order")
 # Produce-to-acknowledged-decision latency; the 100 ms goal sits on a bucket boundary.
@@ -34,6 +34,12 @@ class Metrics(Sensor):
         )
         self.reasons = Counter(
             "processor_reasons", "Reasons given in published decisions, by rule id.", ["kind", "reason"], registry=r
+        )
+        self.lines_denied = Counter(
+            "processor_lines_denied",
+            "Claim lines denied by a payment edit (the claim goes on), by rule id.",
+            ["reason"],
+            registry=r,
         )
         self.dead_letters = Counter(
             "processor_dead_letters", "Records sent to the dead-letter topic, by source topic.", ["topic"], registry=r
@@ -72,11 +78,13 @@ class Metrics(Sensor):
         # Create every labelled series up front, so dashboards and alerts see zeros, not gaps.
         for kind in KINDS:
             self.consumed.labels(kind)
-            for outcome in Outcome:
+            for outcome in DECISION_OUTCOMES:
                 self.decisions.labels(kind, outcome.value)
-        for rule_id in RULES:
+        for rule_id, rule in RULES.items():
             for kind in KINDS:
                 self.reasons.labels(kind, rule_id)
+            if rule.lines:
+                self.lines_denied.labels(rule_id)
 
     def on_inputs(self, topics: Iterable[str]) -> None:
         for topic in topics:  # a dead-letter series from the start, so increase() sees the first one
@@ -102,6 +110,8 @@ class Metrics(Sensor):
                 self.decisions.labels(tally.kind, outcome).inc(n)
             for reason_id, n in tally.reasons.items():
                 self.reasons.labels(tally.kind, reason_id).inc(n)
+            for reason_id, n in tally.denied.items():
+                self.lines_denied.labels(reason_id).inc(n)
             if tally.dead:
                 self.dead_letters.labels(tp.topic).inc(tally.dead)
         self.batch_size.observe(records)

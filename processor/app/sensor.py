@@ -24,6 +24,7 @@ class BatchTally:
     timestamps: list[int] = field(default_factory=list)  # the input records' Kafka timestamps (ms)
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    denied: Counter[str] = field(default_factory=Counter)  # claim lines denied, by rule id
     dead: int = 0
 
 

@@ -35,6 +35,7 @@ from processor.app.windows import DuplicateWindows
 from processor.code_table.table import CodeTable
 from processor.config import Guarantee, Settings
 from processor.engine.policy import load_policy
+from processor.engine.rules import Outcome
 from processor.kafka.assignor import PartitionNumberAssignor
 from processor.kafka.clients import check_access, client_options
 from processor.kafka.code_table_topic import CodeTableFollower
@@ -218,6 +219,8 @@ class Worker:
                     tally.outcomes[decision.outcome] += 1
                     for reason in decision.reasons:
                         tally.reasons[reason.id] += 1
+                        if reason.outcome is Outcome.DENIED:
+                            tally.denied[reason.id] += 1
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
             parts.append(part)

@@ -29,7 +29,7 @@ from processor.engine.duplicates import Duplicate
 from processor.engine.mce import Stay, age_conflict, limited_coverage, non_covered
 from processor.engine.memo import MEMO_LIMIT, memo_of
 from processor.engine.policy import DEFAULT_POLICY, Policy
-from processor.engine.rules import INPATIENT, PROFESSIONAL, RULES, SEVERITY, Outcome
+from processor.engine.rules import DENIED, INPATIENT, PROFESSIONAL, RETURNED, RULES, SEVERITY, Outcome
 
 # The modifiers that NCCI accepts to bypass a pair edit of modifier indicator 1 (NCCI policy manual):
 # anatomic, global surgery, and the distinct-service modifiers 59 and XE, XS, XP, XU.
@@ -105,6 +105,7 @@ class _Failure(NamedTuple):
 
 def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     claim_type = claim.get("claim_type", PROFESSIONAL)
+    review.line_numbers = [line["line_number"] for line in claim.get("lines", ())]
     review.npi("billing_provider.npi", claim["billing_provider"]["npi"])
     birth = review.patient(claim["patient"])
     submitted = claim["submitted_at"]
@@ -356,7 +357,7 @@ _ROLES = {
 class _Review:
     """The checks of one event, collecting reasons as they fail."""
 
-    __slots__ = ("birth", "kind", "memo", "outcomes", "reasons", "sex", "table")
+    __slots__ = ("birth", "kind", "line_numbers", "memo", "outcomes", "reasons", "sex", "table")
 
     def __init__(self, kind: str, table: CodeTable, policy: Policy) -> None:
         self.kind = kind
@@ -364,6 +365,7 @@ class _Review:
         self.memo = memo_of(table)  # once per event: the look-up is too slow to repeat for every code
         self.outcomes = policy.outcomes[kind]
         self.reasons: list[Reason] = []
+        self.line_numbers: list[Any] = []  # of a claim's lines, in order: a reason on lines[i] names its line
         self.birth: str | None = None
         self.sex: str | None = None
 
@@ -371,10 +373,19 @@ class _Review:
         outcome = self.outcomes[rule_id]
         if outcome is None:  # the payer switched the rule off
             return
+        line = self._line_number(field) if field.startswith("lines[") else None
+        if outcome is DENIED and line is None:  # no line to deny (a stay's procedure): the claim goes back
+            outcome = RETURNED
         rule = RULES[rule_id]
         message = rule.message.format(field=field, value=value, **details)
         review = rule.review.format(field=field, value=value, **details) if outcome is Outcome.NEEDS_REVIEW else None
-        self.reasons.append(Reason(rule, field, value, message, outcome, review))
+        self.reasons.append(Reason(rule, field, value, message, outcome, review, line))
+
+    def _line_number(self, field: str) -> int | None:
+        """The ``line_number`` of the claim line a field such as ``lines[2].code`` is on."""
+        index = int(field[6 : field.index("]")])
+        number = self.line_numbers[index] if index < len(self.line_numbers) else None
+        return number if isinstance(number, int) else None
 
     def day(self, field: str, value: str) -> str | None:
         """The date in ``value`` when it is a real calendar date, else a reason and None."""

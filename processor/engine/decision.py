@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from processor.engine import answers
-from processor.engine.rules import Outcome, Rule, Stc
+from processor.engine.rules import DENIAL_GROUP, Outcome, Rule, Stc
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class Reason:
     message: str
     outcome: Outcome
     review: str | None = None
+    line_number: int | None = None  # of the claim line the field is on
 
     @property
     def id(self) -> str:
@@ -63,6 +64,10 @@ class Reason:
         else:
             stc = self.stc
             reason.update(stc=stc.as_dict(), category=stc.category, carc=self.carc, rarc=self.rarc)
+            if self.line_number is not None:
+                reason["line_number"] = self.line_number
+            if self.outcome is Outcome.DENIED:  # the line's 835 adjustment
+                reason["adjustment"] = {"group": DENIAL_GROUP, "carc": self.carc, "rarc": self.rarc}
         return reason
 
 
@@ -75,6 +80,11 @@ class Decision:
     outcome: Outcome
     reasons: tuple[Reason, ...]
     code_table_version: str
+
+    @property
+    def lines_denied(self) -> list[int]:
+        """The line numbers of the claim lines denied (the claim itself goes on)."""
+        return sorted({r.line_number for r in self.reasons if r.outcome is Outcome.DENIED and r.line_number})
 
     def as_record(self, event: Any, decided_at: str, source: dict[str, Any] | None = None) -> dict[str, Any]:
         """The decision record published to an outcome topic (``schemas/decision.schema.json``)."""
@@ -89,6 +99,10 @@ class Decision:
         }
         if self.kind == "order":
             record["hl7_ack"] = answers.order_ack(self.outcome)
+        else:
+            denied = self.lines_denied
+            if denied:
+                record["lines_denied"] = denied
         if source is not None:
             record["source"] = source
         return record

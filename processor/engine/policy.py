@@ -11,7 +11,14 @@ The rules file is TOML (read once at start by ``load_policy``; ``decide`` itself
     [order]                       # lab orders only; wins over [rules]
     "npi.invalid" = "returned"
 
-Each value is "returned", "needs_review" or "off". A rule not named keeps its default outcome
+    [claim]
+    "ncci.bundled" = "returned"   # return the claim instead of denying the bundled line
+    "procedure.not_in_table" = "denied"   # deny the line instead of returning the claim
+
+Each value is "returned", "needs_review", "denied" or "off". "denied" denies the claim line the rule fires on
+(the claim goes on, accepted; an 835 would carry the line's adjustment with group code CO); only rules that
+fire on claim lines can deny (``Rule.lines``), and lab orders, which have no lines, keep their outcome.
+A rule not named keeps its default outcome
 (``rules.RULES``). An unknown section, rule id or value is an error that names it, so a typo never
 silently leaves a rule at its default.
 """
@@ -27,7 +34,7 @@ from typing import Any
 from processor.engine.rules import RULES, Outcome
 
 KINDS = ("claim", "order")
-_VALUES = {"returned": Outcome.RETURNED, "needs_review": Outcome.NEEDS_REVIEW, "off": None}
+_VALUES = {"returned": Outcome.RETURNED, "needs_review": Outcome.NEEDS_REVIEW, "denied": Outcome.DENIED, "off": None}
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,17 @@ def policy_from(settings: Mapping[str, Any], name: str = "custom") -> Policy:
                 raise ValueError(f"rules file: [{section}] names an unknown rule {rule_id!r}")
             if value not in _VALUES:
                 raise ValueError(
-                    f"rules file: [{section}] {rule_id} = {value!r}; use 'returned', 'needs_review' or 'off'"
+                    f"rules file: [{section}] {rule_id} = {value!r}; use 'returned', 'needs_review', 'denied' "
+                    "or 'off'"
+                )
+            if value == "denied" and (section == "order" or not RULES[rule_id].lines):
+                raise ValueError(
+                    f"rules file: [{section}] {rule_id} = 'denied': only a rule that fires on a claim line can deny "
+                    "the line (a lab order has none); use 'returned' or 'needs_review'"
                 )
             for kind in KINDS if section == "rules" else (section,):
-                outcomes[kind][rule_id] = _VALUES[value]
+                if not (value == "denied" and kind == "order"):  # an order has no lines: it keeps its default
+                    outcomes[kind][rule_id] = _VALUES[value]
     return Policy(name, outcomes)
 
 

@@ -24,16 +24,24 @@ from enum import StrEnum
 
 
 class Outcome(StrEnum):
-    """Where a decision goes. Order matters: the worst reason decides."""
+    """Where a decision goes, and what a reason does. Order matters: the worst reason decides.
+
+    ``DENIED`` is a reason's outcome only, never a decision's: the claim line it names is denied (an 835
+    adjustment with group code CO, as CMS's editors deny a line), and the claim goes on, accepted.
+    """
 
     ACCEPTED = "accepted"
+    DENIED = "denied"
     NEEDS_REVIEW = "needs_review"
     RETURNED = "returned"
 
 
 RETURNED = Outcome.RETURNED
 REVIEW = Outcome.NEEDS_REVIEW
-SEVERITY = {Outcome.ACCEPTED: 0, Outcome.NEEDS_REVIEW: 1, Outcome.RETURNED: 2}
+DENIED = Outcome.DENIED
+SEVERITY = {Outcome.ACCEPTED: 0, Outcome.DENIED: 0, Outcome.NEEDS_REVIEW: 1, Outcome.RETURNED: 2}
+DECISION_OUTCOMES = (Outcome.ACCEPTED, Outcome.NEEDS_REVIEW, Outcome.RETURNED)  # the three outcome topics
+DENIAL_GROUP = "CO"  # the 835 group code of a denied line: contractual obligation, not the patient's to pay
 
 
 # The kinds of claim (``claim_type``): 837P professional, 837I outpatient (type of bill 13x), 837I inpatient (11x).
@@ -42,6 +50,9 @@ CLAIM_TYPES = frozenset({PROFESSIONAL, OUTPATIENT, INPATIENT})
 INPATIENT_ONLY = frozenset({INPATIENT})
 
 ACCEPTED_INTO_ADJUDICATION = "A2"  # 277CA category of a claim held for review, with a pend status
+# Status (508) of a claim accepted with a line denied. WPC's list numbers it between 19 "entity acknowledges
+# receipt" and 21 "missing or invalid information"; not checked against a primary copy of the list.
+ACCEPTED_FOR_PROCESSING = "20"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +81,9 @@ def stc(composite: str) -> Stc:
 class Rule:
     """One edit: what it is called, where it sends an event by default, and how it explains itself.
 
-    ``outcome`` None: the rule is off unless a payer's rules file switches it on. ``claim_types``: the kinds of
+    ``outcome`` None: the rule is off unless a payer's rules file switches it on; ``DENIED``: it denies the claim
+    line it fires on (a payment edit) instead of returning the claim. ``lines``: it can fire on a claim line,
+    so a payer may make it deny the line. ``claim_types``: the kinds of
     claim it runs on (lab orders have none). ``mce``: the CMS Medicare Code Editor edit it implements, if any.
     ``stc``: the 277CA answer of a returned claim; ``pend``: the status (508) of a claim held for review, which
     answers A2 with it (46 internal review/audit unless the row says better). ``hl7_condition``: the HL7 table
@@ -89,6 +102,7 @@ class Rule:
     mce: str | None = None
     pend: str = "46"
     hl7_condition: str = "207"
+    lines: bool = False
 
     def outcome_for(self, kind: str) -> Outcome | None:
         """The default outcome of this rule on an event of ``kind`` (None: off unless switched on)."""
@@ -96,8 +110,12 @@ class Rule:
 
     def claim_answer(self, outcome: Outcome) -> Stc:
         """The 277CA STC01 of this rule's reason on a claim it sends to ``outcome``: ``stc`` when returned,
-        A2 with the pend status when held for review."""
-        return Stc(ACCEPTED_INTO_ADJUDICATION, self.pend) if outcome == REVIEW else self.stc
+        A2 with the pend status when held for review, A2:20 (accepted for processing) when it denies a line."""
+        if outcome == REVIEW:
+            return Stc(ACCEPTED_INTO_ADJUDICATION, self.pend)
+        if outcome == DENIED:  # the claim goes on: accepted for processing; the line's denial is the 835's
+            return Stc(ACCEPTED_INTO_ADJUDICATION, ACCEPTED_FOR_PROCESSING)
+        return self.stc
 
     @property
     def category(self) -> str:
@@ -151,7 +169,7 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "before it is given. Correct the date of service and resubmit."),
     Rule("line.pointer_invalid", RETURNED, RETURNED, stc("A8:477"), "16", "M76",
          "{field} is {value!r}, but the claim has only {count} diagnoses. Point at a diagnosis on the claim "
-         "(1 to {count}) and resubmit."),
+         "(1 to {count}) and resubmit.", lines=True),
     Rule("npi.invalid", RETURNED, REVIEW, stc("A7:562:85"), "16", "N257",
          "{field} is {value!r}, which is not a valid NPI (10 digits starting with 1 or 2, ending in a "
          "Luhn check digit). Check the provider's NPI in NPPES and resubmit.",
@@ -224,26 +242,26 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     # Procedure codes on claim lines (ICD-10-PCS, HCPCS Level II, CPT).
     Rule("procedure.system_unknown", RETURNED, RETURNED, stc("A7:454"), "16", "M51",
          "{field} is {value!r}, which is not a procedure code system. Use {expected} and resubmit.",
-         hl7_condition="103"),
+         hl7_condition="103", lines=True),
     Rule("procedure.malformed", RETURNED, RETURNED, stc("A7:454"), "16", "M51",
          "{field} is {value!r}, which is not a well-formed {system} code ({hint}). " + _FIX, mce="INVALID_CODE",
-         hl7_condition="102"),
+         hl7_condition="102", lines=True),
     Rule("procedure.not_in_table", RETURNED, RETURNED, stc("A7:454"), "16", "M51",
          "{field} is {value!r}, which is not a {system} code. Check the code in the current {system} "
-         "release and resubmit.", mce="INVALID_CODE", hl7_condition="103"),
+         "release and resubmit.", mce="INVALID_CODE", hl7_condition="103", lines=True),
     Rule("procedure.not_valid_on_date", RETURNED, RETURNED, stc("A7:796"), "181", None,
          "{field} is {value!r}, which is not valid on the date of service {day} ({validity}). Use the code "
-         "valid on that date and resubmit.", mce="INVALID_CODE", hl7_condition="103"),
+         "valid on that date and resubmit.", mce="INVALID_CODE", hl7_condition="103", lines=True),
     Rule("procedure.not_billable", RETURNED, RETURNED, stc("A7:454"), "16", "M51",
          "{field} is {value!r}, which the {system} table marks as not billable ({description}). Use a "
-         "billable code and resubmit.", mce="INVALID_CODE"),
+         "billable code and resubmit.", mce="INVALID_CODE", lines=True),
     Rule("procedure.system_not_loaded", REVIEW, REVIEW, stc("A3:454"), None, None, _LOAD, review=_LOAD_REVIEW,
-         pend="41"),
+         pend="41", lines=True),
     Rule("procedure.date_not_covered", REVIEW, REVIEW, stc("A3:454"), None, None, _UNCOVERED,
-         review=_UNCOVERED_REVIEW, pend="41"),
-    Rule("procedure.age_conflict", RETURNED, REVIEW, stc("A8:475"), "6", None, _AGE, review=_AGE_REVIEW),
-    Rule("procedure.sex_conflict", RETURNED, REVIEW, stc("A8:474"), "7", None, _SEX, review=_SEX_REVIEW,
-         mce="SEX_CONFLICT"),
+         review=_UNCOVERED_REVIEW, pend="41", lines=True),
+    Rule("procedure.age_conflict", DENIED, REVIEW, stc("A8:475"), "6", None, _AGE, review=_AGE_REVIEW, lines=True),
+    Rule("procedure.sex_conflict", DENIED, REVIEW, stc("A8:474"), "7", None, _SEX, review=_SEX_REVIEW,
+         mce="SEX_CONFLICT", lines=True),
     # ICD-10-PCS procedures of an inpatient stay (CMS MCE procedure edits).
     Rule("procedure.non_covered", RETURNED, RETURNED, stc("A3:765"), "96", "N425",
          "{field} is {value!r} ({description}), a procedure Medicare does not cover{condition} (CMS Medicare "
@@ -294,26 +312,27 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          review="Fix the {system} cross-reference entry of {value!r}, then decide the event again.", pend="41"),
 
     # Coverage: a procedure or test that the pointed diagnoses do not support (lab NCDs, payer policies).
-    Rule("coverage.not_supported", REVIEW, REVIEW, stc("A8:454"), "50", None,
+    Rule("coverage.not_supported", DENIED, REVIEW, stc("A8:454"), "50", None,
          "{field} is {value!r}, which the coverage policy does not support for the diagnoses it points at "
          "({diagnoses}) on {day}: not medically necessary as billed.",
          review="Check the record for a diagnosis that supports {value!r} (policy: {policy}); otherwise the "
-                "patient may be asked to sign an ABN (modifier GA).", pend="45"),
+                "patient may be asked to sign an ABN (modifier GA).", pend="45", lines=True),
 
     # Pairs, modifiers and units on claim lines (NCCI procedure-to-procedure edits and MUEs).
-    Rule("ncci.bundled", RETURNED, RETURNED, stc("A8:735"), "236", None,
+    Rule("ncci.bundled", DENIED, RETURNED, stc("A8:735"), "236", None,
          "{field} is {value!r}, which NCCI bundles into {column1} on line {other} ({day}) and never pays "
-         "with it (modifier indicator 0). Remove the line, or bill the comprehensive code only, and resubmit."),
-    Rule("ncci.modifier_required", RETURNED, RETURNED, stc("A8:453"), "236", None,
+         "with it (modifier indicator 0). Remove the line, or bill the comprehensive code only, and resubmit.",
+         lines=True),
+    Rule("ncci.modifier_required", DENIED, RETURNED, stc("A8:453"), "236", None,
          "{field} is {value!r}, which NCCI bundles into {column1} on line {other} ({day}) unless a modifier "
          "shows a distinct service (modifier indicator 1). If it was distinct, add 59, XE, XS, XP or XU and "
-         "resubmit; otherwise remove the line."),
+         "resubmit; otherwise remove the line.", lines=True),
     Rule("modifier.invalid_combination", RETURNED, RETURNED, stc("A7:453"), "4", "N519",
          "{field} is {value!r}: modifier 59 and an X modifier (XE, XS, XP, XU) on one line contradict each "
-         "other. Keep the most specific one and resubmit."),
-    Rule("units.over_mue", RETURNED, RETURNED, stc("A8:476"), "151", "N362",
+         "other. Keep the most specific one and resubmit.", lines=True),
+    Rule("units.over_mue", DENIED, RETURNED, stc("A8:476"), "151", "N362",
          "{field} is {value!r}, more than the {max_units:g} units of {code} one line may bill on {day} (MUE). "
-         "Bill the units actually given, at most {max_units:g} a line, and resubmit."),
+         "Bill the units actually given, at most {max_units:g} a line, and resubmit.", lines=True),
 
     # Duplicates: the same claim again within the window (processor.engine.duplicates keeps what was seen).
     Rule("claim.duplicate", RETURNED, RETURNED, stc("A3:54"), "18", None,

@@ -173,7 +173,8 @@ async def test_check_command_decides_a_file_as_the_worker_does(settings, tmp_pat
     await load_table(settings, table_records(default=True, demo=True))
     events = samples.generate(400, seed=11, bad_share=0.4)
     # Dates on both sides of the FY2026 boundary are in the samples; make sure of it.
-    days = {e["lines"][0]["service_date"] if k == "claim" else e["collection_date"] for k, e in events}
+    days = {e["lines"][0]["service_date"] if "lines" in e else e.get("discharge_date", e.get("collection_date"))
+            for _, e in events}  # fmt: skip
     assert {"2025-09-30", "2025-10-01"} <= days
     async with running_worker(settings):
         await produce(settings, t.claims, [e for k, e in events if k == "claim"])

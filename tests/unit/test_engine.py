@@ -374,15 +374,15 @@ CLAIM_CASES = [
         [("diagnosis.age_conflict", "diagnoses[0].code", "P22.0")],
     ),
     (
-        "a payer's sex edit on a procedure (CARC 7)",
+        "a payer's sex edit on a procedure denies the line (CARC 7)",
         {"lines": [line("55700")]},
-        "returned",
+        "accepted",
         [("procedure.sex_conflict", "lines[0].code", "55700")],
     ),
     (
-        "a payer's age edit on a procedure (CARC 6)",
+        "a payer's age edit on a procedure denies the line (CARC 6)",
         {"lines": [line("99381")], "patient": ADULT_MALE},
-        "returned",
+        "accepted",
         [("procedure.age_conflict", "lines[0].code", "99381")],
     ),
     # The principal diagnosis.
@@ -409,16 +409,16 @@ CLAIM_CASES = [
     # Coverage: HbA1c (83036) is supported by diabetes, E08-E13 (NCD 190.21).
     ("HbA1c pointing at diabetes is covered", {"lines": [line("83036", pointers=(1,))]}, "accepted", []),
     (
-        "HbA1c pointing at hypertension only is not medically necessary",
+        "HbA1c pointing at hypertension only is not medically necessary: the line is denied",
         {"lines": [line("83036", pointers=(2,))]},
-        "needs_review",
+        "accepted",
         [("coverage.not_supported", "lines[0].code", "83036")],
     ),
     # NCCI pairs and MUEs (hand-written rows in the CMS layout).
     (
-        "a column-2 code billed with its column-1 code (indicator 0) is returned",
+        "a column-2 code billed with its column-1 code (indicator 0) is denied",
         {"lines": [line("93000"), line("93005", number=2)]},
-        "returned",
+        "accepted",
         [("ncci.bundled", "lines[1].code", "93005")],
     ),
     (
@@ -428,9 +428,9 @@ CLAIM_CASES = [
         [],
     ),
     (
-        "an indicator-1 pair without a modifier is returned",
+        "an indicator-1 pair without a modifier is denied",
         {"lines": [line("20610"), line("20552", number=2)]},
-        "returned",
+        "accepted",
         [("ncci.modifier_required", "lines[1].code", "20552")],
     ),
     (
@@ -454,9 +454,9 @@ CLAIM_CASES = [
     ),
     ("units up to the MUE are accepted", {"lines": [line("36415", units=2)]}, "accepted", []),
     (
-        "units over the MUE are returned (CARC 151)",
+        "units over the MUE deny the line (CARC 151)",
         {"lines": [line("36415", units=3)]},
-        "returned",
+        "accepted",
         [("units.over_mue", "lines[0].units", 3)],
     ),
 ]
@@ -677,9 +677,10 @@ def test_reasons_carry_the_payers_codes(small_table):
         return [(r.category, r.carc, r.rarc) for r in decide(event, kind, small_table).reasons]
 
     assert codes_of("claim", a_claim(diagnoses=dx("O80"), patient=born("1995-06-01", "M"))) == [("A8", "10", None)]
-    assert codes_of("claim", a_claim(lines=[line("36415", units=3)])) == [("A8", "151", "N362")]
+    # Payment edits deny the line: the claim is accepted for processing (A2), the line carries CARC/RARC.
+    assert codes_of("claim", a_claim(lines=[line("36415", units=3)])) == [("A2", "151", "N362")]
     assert codes_of("claim", a_claim(lines=[line("83036", pointers=(2,))])) == [("A2", "50", None)]
-    assert codes_of("claim", a_claim(lines=[line("93000"), line("93005", number=2)])) == [("A8", "236", None)]
+    assert codes_of("claim", a_claim(lines=[line("93000"), line("93005", number=2)])) == [("A2", "236", None)]
     assert codes_of("claim", a_claim(lines=[line("99201")])) == [("A7", "181", None)]
 
 

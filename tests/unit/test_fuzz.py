@@ -43,7 +43,9 @@ def bad_inputs(rng: random.Random, count: int):
             )
         else:  # a real claim or order with one field of the wrong type or value
             event = claim(rng, i, True) if shape == 18 else order(rng, i, True)
-            field = rng.choice(list(event))
+            # Not a field an inpatient stay may leave empty: its lines and procedures.
+            optional = {"procedures", "lines"} if "admission_date" in event else set()
+            field = rng.choice([name for name in event if name not in optional])
             event[field] = rng.choice([None, 12, -1.5, "", [], {}, "x" * 100, [[[]]], {"a": {"b": {}}}])
             yield ("claim" if "claim_id" in event else "order"), orjson.dumps(event)
 

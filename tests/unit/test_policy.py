@@ -46,7 +46,7 @@ def test_without_a_policy_the_defaults_apply(small_table):
     ("text", "problem"),
     [
         ('[claim]\n"diagnosis.headr" = "off"', "unknown rule 'diagnosis.headr'"),
-        ('[claim]\n"diagnosis.header" = "rejected"', "use 'returned', 'needs_review' or 'off'"),
+        ('[claim]\n"diagnosis.header" = "rejected"', "use 'returned', 'needs_review', 'denied'"),
         ('[payer]\n"diagnosis.header" = "off"', "unknown section"),
         ("[claim\n", "not valid TOML"),
     ],
