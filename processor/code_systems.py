@@ -13,7 +13,10 @@ ICD10PCS = "ICD-10-PCS"
 HCPCS = "HCPCS"
 CPT = "CPT"
 LOINC = "LOINC"
-STANDARD_SYSTEMS = (ICD10CM, ICD10PCS, HCPCS, CPT, LOINC)
+# The procedure code modifiers of claim lines: HCPCS Level II modifiers (LT, RT, GA, XE...) from CMS's HCPCS
+# file; CPT's two-digit modifiers (25, 59...) are AMA material a payer loads itself.
+MODIFIER = "HCPCS-MODIFIER"
+STANDARD_SYSTEMS = (ICD10CM, ICD10PCS, HCPCS, CPT, LOINC, MODIFIER)
 
 # Which systems may code which role. A payer's internal system (any other name present in the code
 # table) may code any role.

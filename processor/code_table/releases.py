@@ -18,6 +18,12 @@ maternity list holds codes outside chapter 15 (Z33.1, Z34.-). Only public-domain
 
 ``merge_release`` loads any later release on top of what the topic holds: it adds what is new, starts a
 new version where a code changed, and ends (sets ``valid_to`` on) what the release dropped.
+
+CMS's HCPCS Level II file is different: every code in it carries its own add and termination dates, and a
+terminated code stays listed for years. ``merge_hcpcs`` loads it as two releases, of ``HCPCS`` and of
+``HCPCS-MODIFIER``, each code one version valid from its add date to its termination date, and each release
+speaks for the dates before its first day too, back to the earliest termination it lists (see
+``history_release``): a code terminated 2018-12-31 is accepted on 2018-06-01 and returned on 2020-03-01.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from processor.code_systems import ICD10CM
-from processor.code_table.cms_files import ReleaseCode, ReleaseCodes, read_tabular_xml
+from processor.code_systems import HCPCS, ICD10CM
+from processor.code_table.cms_files import HCPCS_MODIFIER, HcpcsFile, ReleaseCode, ReleaseCodes, read_tabular_xml
 from processor.code_table.mce import mce_records
 from processor.code_table.table import RELEASE, policy_record, record_key
 
@@ -102,30 +108,107 @@ def release_record(release: Release) -> tuple[str, dict[str, Any]]:
 
 def merge_release(
     held: Mapping[str, dict[str, Any]], release: Release, codes: ReleaseCodes
-) -> Iterator[tuple[str, dict[str, Any]]]:
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """The records that load ``release`` on top of ``held`` (what the topic holds, by key): its ``@release``
     record; a new version for a code that is new or changed; ``valid_to`` set to the day before the
     release on an open version the release drops or changes. Records equal to what is held are left out,
-    so loading the same release again yields only what differs (nothing)."""
+    so loading the same release again yields only what differs (nothing).
+
+    A code with dates of its own (``ReleaseCode.valid_from``: HCPCS) is one version on those dates instead,
+    whatever the release's first day, and it replaces what the topic held of the code on those dates: a
+    held version that starts earlier ends the day before, one that starts within them is deleted (a
+    tombstone, None). The release then also covers the dates before its first day that its codes' dates
+    speak for (``history_release``)."""
     system = release.system
-    day_before = (date.fromisoformat(release.first_day) - timedelta(days=1)).isoformat()
+    day_before = _day_before(release.first_day)
     open_versions: dict[str, tuple[str, dict[str, Any]]] = {}
+    versions: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for key, record in held.items():
-        if record and record.get("system") == system and record.get("valid_to") is None:
-            open_versions[key.split("|")[1]] = (key, record)
-    wanted: list[tuple[str, dict[str, Any]]] = [release_record(release)]
-    for code, (billable, description, attributes) in sorted(codes.items()):
+        if record and record.get("system") == system:
+            code = key.split("|")[1]
+            versions.setdefault(code, []).append((key, record))
+            if record.get("valid_to") is None:
+                open_versions[code] = (key, record)
+    history = history_release(release, codes)
+    wanted: list[tuple[str, dict[str, Any] | None]] = [release_record(release)]
+    if history is not None:
+        wanted.append(release_record(history))
+    for code, found in sorted(codes.items()):
+        if found.valid_from is not None:
+            open_versions.pop(code, None)
+            wanted.extend(_dated_version(held, release, code, found, versions.get(code, ())))
+            continue
         current = open_versions.pop(code, None)
         if current is not None:
             key, record = current
-            if record.get("billable") == billable and (record.get("description") or "") == description:
+            if record.get("billable") == found.billable and (record.get("description") or "") == found.description:
                 continue  # unchanged: the open version goes on
             if record["valid_from"] < release.first_day:
                 wanted.append((key, {**record, "valid_to": day_before}))
-        wanted.append(_record(code, billable, description, release.first_day, None, release.name, attributes, system))
-    for key, record in open_versions.values():  # dropped by this release
-        wanted.append((key, {**record, "valid_to": day_before}))
+        wanted.append(_record(code, found.billable, found.description, release.first_day, None, release.name,
+                              found.attributes, system))  # fmt: skip
+    for key, record in open_versions.values():  # dropped by this release (a later one loaded first stays)
+        if record["valid_from"] <= day_before:
+            wanted.append((key, {**record, "valid_to": day_before}))
     return (pair for pair in wanted if held.get(pair[0]) != pair[1])
+
+
+def history_release(release: Release, codes: ReleaseCodes) -> Release | None:
+    """The dates before ``release`` that its codes' own dates speak for, as a release of their own; None when
+    its codes carry no termination date before its first day.
+
+    CMS's HCPCS file lists a terminated code, with its termination date, for some years after it ends (the
+    2020 file: codes terminated from 2014-06-30 on) and drops the oldest first. So every code valid on a day
+    from the earliest termination it lists to the release's first day is in the file, with its dates: the
+    file covers those days. On earlier days a code CMS has since dropped may have been valid, so they stay
+    uncovered (a claim dated then goes to review).
+    """
+    ends = [c.valid_to for c in codes.values() if c.valid_from and c.valid_to and c.valid_to < release.first_day]
+    if not ends:
+        return None
+    return Release(f"{release.name} history", min(ends), _day_before(release.first_day), release.system)
+
+
+def merge_hcpcs(
+    held: Mapping[str, dict[str, Any]], hcpcs: HcpcsFile, name: str, first_day: str, last_day: str
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """The records that load a CMS HCPCS Level II file on top of ``held``: its procedure codes as release
+    ``HCPCS <name>`` and its modifiers as release ``HCPCS-MODIFIER <name>``, both covering ``first_day`` to
+    ``last_day`` (and, each, the earlier dates its termination dates speak for: ``history_release``)."""
+    for system, codes in ((HCPCS, hcpcs.codes), (HCPCS_MODIFIER, hcpcs.modifiers)):
+        yield from merge_release(held, Release(f"{system} {name}", first_day, last_day, system), codes)
+
+
+def _dated_version(
+    held: Mapping[str, dict[str, Any]],
+    release: Release,
+    code: str,
+    found: ReleaseCode,
+    others: Iterable[tuple[str, dict[str, Any]]],
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """The version of a code that carries its own dates, and what it does to the other versions held."""
+    start, end = found.valid_from or release.first_day, found.valid_to
+    key, record = _record(code, found.billable, found.description, start, end, release.name, found.attributes,
+                          release.system)  # fmt: skip
+    before = held.get(key)
+    if before is not None and _apart_from_release(before) == _apart_from_release(record):
+        record = before  # unchanged: keeps the name of the release that first said so
+    yield key, record
+    for other_key, other in others:
+        if other_key == key or (other.get("valid_to") or "9999-12-31") < start or (end and other["valid_from"] > end):
+            continue  # the same version, or dates that do not overlap
+        if other["valid_from"] < start:
+            yield other_key, {**other, "valid_to": _day_before(start)}
+        else:
+            yield other_key, None
+
+
+def _apart_from_release(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "release"}
+
+
+def _day_before(day: str) -> str:
+    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
 
 
 def changed(records: Iterable[tuple[str, dict[str, Any] | None]], held: Mapping[str, Any]) -> Iterator[Any]:

@@ -3,7 +3,7 @@
 
 import pytest
 
-from processor.code_table.cms_files import ReleaseCode, order_file_lines, read_hcpcs_file, read_order_file
+from processor.code_table.cms_files import ReleaseCode, order_file_lines, read_order_file
 from processor.code_table.releases import FY2026, Release, fy2025_codes, fy2026_codes, icd10cm_records, merge_release
 from processor.code_table.table import CodeTable
 
@@ -106,28 +106,6 @@ def test_the_order_file_parser_names_a_bad_line():
         read_order_file(["00001 A00     0 Cholera", "A00 0 Cholera"])
 
 
-# Contractor records in the CMS HCPCS layout (code, sequence, record id, long description, short description).
-HCPCS_FILE = [
-    "J110000100"
-    + "3"
-    + "Injection, dexamethasone sodium phosphate, 1 mg".ljust(80)
-    + "Dexamethasone sodium phos".ljust(28),
-    "A042500100" + "3" + "Ground mileage, per statute mile".ljust(80) + "Ground mileage".ljust(28),
-    "E011400100"
-    + "3"
-    + "Crutches underarm, other than wood, adjustable or fixed, pair, with pad, tip and".ljust(80)
-    + "Crutch under arm/other than".ljust(28),
-    "E011400200" + "4" + "handgrip".ljust(80),
-    "   2500100" + "7" + "Assistant at surgery".ljust(80) + "Assistant at surgery".ljust(28),
-]
-
-
-def test_the_hcpcs_parser_joins_continued_descriptions_and_skips_modifiers():
-    codes = read_hcpcs_file(HCPCS_FILE)
-    assert set(codes) == {"J1100", "A0425", "E0114"}
-    assert codes["E0114"].description.endswith("with pad, tip and handgrip")
-
-
 def test_loading_the_same_release_again_changes_nothing(releases):
     held = dict(icd10cm_records(*releases))
     assert list(merge_release(held, FY2026, releases[1])) == []
@@ -146,3 +124,38 @@ def test_a_new_release_adds_codes_and_ends_what_it_drops():
     assert changes["ICD-10-CM|E11A|2026-10-01"]["valid_from"] == "2026-10-01"
     assert changes["@release|ICD-10-CM:FY2027|2026-10-01"]["valid_to"] == "2027-09-30"
     assert "ICD-10-CM|E119|2024-10-01" not in changes
+
+
+# HCPCS codes carry their own dates (the real file's records: tests/unit/test_cms_files.py).
+HCPCS_2020 = Release("HCPCS 2020", "2020-01-01", "2020-12-31", "HCPCS")
+RITUXIMAB = ReleaseCode(True, "Injection, rituximab, 100 mg", None, "1999-01-01", "2018-12-31")
+
+
+def test_a_code_with_dates_of_its_own_is_valid_on_them_not_from_the_release():
+    changes = dict(merge_release({}, HCPCS_2020, {"J9310": RITUXIMAB}))
+    assert changes["HCPCS|J9310|1999-01-01"]["valid_to"] == "2018-12-31"
+    # and the release speaks for the dates its termination dates cover, from the earliest one on
+    assert changes["@release|HCPCS:2020 HISTORY|2018-12-31"]["valid_to"] == "2019-12-31"
+    assert changes["@release|HCPCS:2020|2020-01-01"]["valid_to"] == "2020-12-31"
+
+
+def test_a_dated_code_replaces_what_was_held_of_it_on_its_dates():
+    def row(code, valid_from):
+        record = {"system": "HCPCS", "code": code, "billable": True, "valid_from": valid_from, "valid_to": None}
+        return f"HCPCS|{code}|{valid_from}", record
+
+    held = dict([row("J9310", "1990-01-01"), row("J1100", "2024-01-01"), row("J9310", "2024-01-01")])
+    dexamethasone = ReleaseCode(True, "Injection, dexamethasone sodium phosphate, 1 mg", None, "1982-01-01")
+    changes = dict(merge_release(held, HCPCS_2020, {"J9310": RITUXIMAB, "J1100": dexamethasone}))
+    assert changes["HCPCS|J9310|1990-01-01"]["valid_to"] == "1998-12-31"  # started before: ends the day before
+    assert changes["HCPCS|J1100|2024-01-01"] is None  # starts within the file's dates: deleted (a tombstone)
+    assert "HCPCS|J9310|2024-01-01" not in changes  # starts after the termination: the file says nothing of it
+
+
+def test_a_later_file_that_terminates_a_code_ends_the_same_version():
+    held = dict(merge_release({}, HCPCS_2020, {"J9310": RITUXIMAB._replace(valid_to=None)}))
+    hcpcs_2021 = Release("HCPCS 2021", "2021-01-01", "2021-12-31", "HCPCS")
+    changes = dict(merge_release(held, hcpcs_2021, {"J9310": RITUXIMAB._replace(valid_to="2020-12-31")}))
+    assert changes["HCPCS|J9310|1999-01-01"]["valid_to"] == "2020-12-31"
+    again = merge_release({**held, **changes}, hcpcs_2021, {"J9310": RITUXIMAB._replace(valid_to="2020-12-31")})
+    assert list(again) == []
