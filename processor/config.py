@@ -159,6 +159,9 @@ class Settings:
     max_batch_bytes: int = _number(1_048_576, 1)
     # Partitions for topics that the processor creates (more partitions, more workers in the group).
     partitions: int = _number(6, 1)
+    # Replicas of each partition of the topics that the processor creates; 0: the cluster's own
+    # default.replication.factor (3 on a production cluster), which is what a broker loss needs.
+    replication_factor: int = _number(0, 0, 32767)
     # exactly_once (decisions and offsets in one Kafka transaction) or at_least_once.
     processing_guarantee: Guarantee = Guarantee.EXACTLY_ONCE
     # Records larger than this are dead-lettered undecoded. Keep it well under the outcome topics'

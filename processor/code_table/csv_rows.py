@@ -14,10 +14,13 @@ Policy tables use the same file form with their own header (recognised by it):
     policy,system,code,diagnoses,valid_from,valid_to            coverage: a diagnosis (range) that supports
                                                                  a procedure or test, e.g. CPT,83036,E08-E13
     policy,column1,column2,modifier_indicator,valid_from,valid_to   NCCI pairs (0, 1 or 9)
-    policy,code,max_units,valid_from,valid_to                    MUE: units a line may bill
+    policy,code,max_units,valid_from,valid_to                    MUE: the most units of a code
     policy,system,release,valid_from,valid_to                    the dates a loaded release covers
 
-with ``policy`` one of ``supports``, ``ncci``, ``mue``, ``release`` on every row.
+with ``policy`` one of ``supports``, ``ncci``, ``mue``, ``release`` on every row. NCCI and MUE rows may add
+``table`` (ncci: ``practitioner`` or ``hospital``; mue: ``practitioner``, ``outpatient`` or ``dme``; empty
+means practitioner) and ``rationale``, and MUE rows ``mai`` (1 per line, the default; 2 or 3 per day). CMS's
+own PTP and MUE files load with ``ncci_mue``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from processor.code_table.table import MUE, NCCI, RELEASE, SUPPORTS, policy_record, record_key
+from processor.code_table.table import (
+    MUE,
+    NCCI,
+    PRACTITIONER,
+    RELEASE,
+    SUPPORTS,
+    mue_subject,
+    ncci_subject,
+    policy_record,
+    record_key,
+)
 
 _COLUMNS = ("system", "code", "description", "billable", "valid_from", "valid_to")
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -56,15 +69,32 @@ def _policy(row: dict[str, str], number: int) -> tuple[str, dict[str, Any]]:
             return policy_record(SUPPORTS, subject, start, end, {k: value[k] for k in ("system", "code", "diagnoses")})
         case "ncci":
             pair = {k: value[k] for k in ("column1", "column2", "modifier_indicator")}
-            return policy_record(NCCI, f"{pair['column1']}/{pair['column2']}", start, end, pair)
+            pair |= _optional(value, "table", "rationale")
+            subject = ncci_subject(pair.get("table", PRACTITIONER), pair["column1"], pair["column2"])
+            return policy_record(NCCI, subject, start, end, pair)
         case "mue":
-            units = {"code": value["code"], "max_units": value["max_units"]}
-            return policy_record(MUE, value["code"], start, end, units)
+            units = {
+                "code": value["code"],
+                "max_units": value["max_units"],
+                **_optional(value, "mai", "table", "rationale"),
+            }
+            return policy_record(MUE, mue_subject(units.get("table", PRACTITIONER), value["code"]), start, end, units)
         case "release":
             attributes = {"system": value["system"]}
             subject = f"{value['system']}:{value['release']}"
             return policy_record(RELEASE, subject, start, end, attributes, f"{value['system']} {value['release']}")
     raise ValueError(f"row {number}: policy must be supports, ncci, mue or release, not {value['policy']!r}")
+
+
+def _optional(value: dict[str, str], *names: str) -> dict[str, Any]:
+    """The optional columns given a value on this row (an old-form row makes the same record as before);
+    ``table`` lower case and ``mai`` a number, as the CMS loaders write them."""
+    given = {name: value[name] for name in names if value.get(name)}
+    if "table" in given:
+        given["table"] = given["table"].lower()
+    if "mai" in given and given["mai"] in ("1", "2", "3"):
+        given["mai"] = int(given["mai"])
+    return given
 
 
 def _record(row: dict[str, str], number: int) -> tuple[str, dict[str, Any]]:

@@ -7,21 +7,31 @@ topic keeps them.
 
 Policy records travel on the same topic under reserved system names that start with ``@`` (no code
 system may): ``@release`` (the dates a loaded release of a system covers), ``@supports`` (a diagnosis
-range that supports a procedure or test: coverage), ``@ncci`` (a code pair with its NCCI modifier
-indicator), ``@mue`` (the most units a line may bill), ``@mce`` (the flags CMS's Medicare Code Editor lists
-give a code: age group, manifestation, unacceptable principal...) and ``@mce-age`` (the ages an MCE age
-group allows; both from ``mce``). Their keys have the same three parts, so compaction, replacement and
-tombstones work the same way (see ``policy_record``).
+range that supports a procedure or test: coverage), ``@ncci`` (an NCCI procedure-to-procedure edit: a code
+pair of CMS's practitioner or hospital table with its modifier indicator), ``@mue`` (a Medically Unlikely
+Edit of the practitioner, outpatient hospital or DME table: the most units of a code, and whether per line or
+per day), ``@mce`` (the flags CMS's Medicare Code Editor lists give a code: age group, manifestation,
+unacceptable principal...) and ``@mce-age`` (the ages an MCE age group allows; both from ``mce``). Their keys
+have the same three parts, so compaction, replacement and tombstones work the same way (see
+``policy_record``). The subject of an ``@ncci`` or ``@mue`` key names its table and codes (``ncci_subject``,
+``mue_subject``): ``HOSPITAL:93000/93005``, ``DME:E0114``; the practitioner table's carry no prefix
+(``93000/93005``, ``36415``), as they did before there were other tables.
 
 Everything the engine needs per event is computed here, once per record applied: a version's age, sex,
 principal and crosswalk attributes are parsed into fields, and policy records go into indexes keyed the
-way the engine looks them up. The table is not thread-safe: the worker applies updates on its event loop
-between batches, so every decision in a batch sees one table.
+way the engine looks them up. NCCI and MUE tables run to a million rows, so their index holds no record and
+no key: table -> column 1 -> column 2 -> a flat tuple ``(from, to, PairEdit, from, to, PairEdit...)`` (MUE:
+table -> code -> the same with ``MueLimit``), with codes interned and equal values and lone versions shared
+(most edits share their dates, indicator and rationale with thousands of others): about 45 bytes a pair. The
+table is not thread-safe: the worker applies updates on its event loop between batches, so every decision
+in a batch sees one table.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from processor.code_systems import normalize
@@ -33,6 +43,11 @@ MUE = "@mue"
 MCE = "@mce"
 MCE_AGE = "@mce-age"
 POLICY_KINDS = (RELEASE, SUPPORTS, NCCI, MUE, MCE, MCE_AGE)
+_first = itemgetter(0)
+_PREFIXES = {"practitioner": "", "hospital": "HOSPITAL:"}  # what an @ncci key's subject starts with, by table
+PRACTITIONER = "practitioner"
+PTP_TABLES = (PRACTITIONER, "hospital")  # CMS's NCCI PTP tables: practitioner, hospital outpatient
+MUE_TABLES = (PRACTITIONER, "outpatient", "dme")  # CMS's MUE tables: practitioner, outpatient hospital, DME supplier
 
 
 def record_key(system: str, code: str, valid_from: str) -> str:
@@ -50,6 +65,35 @@ def policy_record(
     if description:
         record["description"] = description
     return f"{kind}|{subject}|{valid_from}", record
+
+
+def ncci_subject(table: str, column1: str, column2: str) -> str:
+    """The subject of an ``@ncci`` key: ``93000/93005`` in the practitioner table, ``HOSPITAL:93000/93005``."""
+    pair = f"{column1}/{column2}".upper()
+    return pair if table == PRACTITIONER else f"{table.upper()}:{pair}"
+
+
+def mue_subject(table: str, code: str) -> str:
+    """The subject of an ``@mue`` key: ``36415`` in the practitioner table, ``OUTPATIENT:36415``, ``DME:E0114``."""
+    return code.upper() if table == PRACTITIONER else f"{table.upper()}:{code.upper()}"
+
+
+class PairEdit(NamedTuple):
+    """An NCCI procedure-to-procedure edit in effect: ``modifier_indicator`` '0' (the pair is never paid
+    together), '1' (an NCCI-associated modifier may allow it) or '9' (not applicable: the edit was deleted),
+    and CMS's rationale ('' when the table gave none)."""
+
+    modifier_indicator: str
+    rationale: str
+
+
+class MueLimit(NamedTuple):
+    """A Medically Unlikely Edit in effect: the most units of a code, and its adjudication indicator
+    (``mai``: 1 per claim line; 2 per day, an absolute policy limit; 3 per day, a clinical benchmark)."""
+
+    max_units: float
+    mai: int
+    rationale: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +142,15 @@ class CodeTable:
         self._codes: dict[str, dict[str, tuple[CodeVersion, ...]]] = {}
         self._size = 0
         self.version = version
-        # key -> (index, subject) of every policy record held, so that a replacement or tombstone finds it.
+        # key -> (index, subject) of every policy record held (but @ncci and @mue), so that a replacement or
+        # tombstone finds it.
         self._policy: dict[str, tuple[dict[Any, dict[str, tuple]], Any]] = {}
         self._releases: dict[str, dict[str, tuple]] = {}  # system -> key -> (first, last, name)
         self._supports: dict[tuple[str, str], dict[str, tuple]] = {}  # (system, code) -> key -> (lo, hi, from, to)
-        self._pairs: dict[tuple[str, str], dict[str, tuple]] = {}  # (col1, col2) -> key -> (indicator, from, to)
-        self._mue: dict[str, dict[str, tuple]] = {}  # code -> key -> (max units, from, to)
+        # NCCI and MUE: no key map (a key names its place: ``_edit_place``); flat version tuples (module doc).
+        self._pairs: dict[str, dict[str, dict[str, tuple]]] = {}  # table -> column 1 -> column 2 -> versions
+        self._mue: dict[str, dict[str, tuple]] = {}  # table -> code -> versions
+        self._shared_edits: dict[tuple, tuple] = {}  # one PairEdit, MueLimit, lone version per distinct value
         self._mce: dict[tuple[str, str], dict[str, tuple]] = {}  # (system, code) -> key -> (from, to, MceEntry)
         self._mce_ages: dict[str, dict[str, tuple]] = {}  # group -> key -> (from, to, (age min, age max))
         self._mce_entries: dict[MceEntry, MceEntry] = {}  # one shared MceEntry per distinct value
@@ -163,31 +210,40 @@ class CodeTable:
 
     @property
     def has_pairs(self) -> bool:
-        """True when any NCCI pair is loaded."""
-        return bool(self._pairs)
+        """True when any NCCI pair is loaded (of any table)."""
+        return any(self._pairs.values())
 
-    def pair(self, column1: str, column2: str, day: str) -> str | None:
-        """The NCCI modifier indicator of the pair on ``day`` ('0', '1' or '9'), or None."""
-        entries = self._pairs.get((column1, column2))
-        if entries:
-            for indicator, start, end in entries.values():
-                if start <= day and (end is None or day <= end):
-                    return indicator
+    def pair(self, column1: str, column2: str, day: str, table: str = PRACTITIONER) -> PairEdit | None:
+        """The NCCI edit of ``table`` ('practitioner' or 'hospital') in effect on ``day`` for the pair
+        (normalized codes, column 1 first), or None. When versions overlap, the one that starts last wins."""
+        columns = self._pairs.get(table)
+        if columns:
+            seconds = columns.get(column1)
+            if seconds:
+                versions = seconds.get(column2)
+                if versions:
+                    return _in_effect(versions, day)
         return None
 
     @property
     def has_mue(self) -> bool:
-        """True when any MUE record is loaded."""
-        return bool(self._mue)
+        """True when any MUE is loaded (of any table)."""
+        return any(self._mue.values())
 
-    def max_units(self, code: str, day: str) -> float | None:
-        """The most units of ``code`` one line may bill on ``day`` (MUE), or None."""
-        entries = self._mue.get(code)
-        if entries:
-            for units, start, end in entries.values():
-                if start <= day and (end is None or day <= end):
-                    return units
+    def mue(self, code: str, day: str, table: str = PRACTITIONER) -> MueLimit | None:
+        """The MUE of ``table`` ('practitioner', 'outpatient' or 'dme') in effect on ``day`` for a normalized
+        code, or None. When versions overlap, the one that starts last wins."""
+        codes = self._mue.get(table)
+        if codes:
+            versions = codes.get(code)
+            if versions:
+                return _in_effect(versions, day)
         return None
+
+    def max_units(self, code: str, day: str, table: str = PRACTITIONER) -> float | None:
+        """The most units of ``code`` on ``day`` (``mue(...).max_units``), or None."""
+        limit = self.mue(code, day, table)
+        return None if limit is None else limit.max_units
 
     @property
     def has_mce(self) -> bool:
@@ -251,6 +307,9 @@ class CodeTable:
         return self
 
     def _apply_policy(self, kind: str, key: str, record: dict[str, Any] | None) -> None:
+        if kind in (NCCI, MUE):
+            self._apply_edit(kind, key, record)
+            return
         entry = None if record is None else self._policy_entry(kind, record)  # validate before removing
         if kind == RELEASE:
             self._covered.clear()
@@ -280,17 +339,6 @@ class CodeTable:
             low, high = normalize("ICD-10-CM", low), normalize("ICD-10-CM", high or low)
             subject = (system, normalize(system, _text(attributes, "code")))
             return self._supports, subject, (low, high, start, end)
-        if kind == NCCI:
-            indicator = str(attributes.get("modifier_indicator", ""))
-            if indicator not in {"0", "1", "9"}:
-                raise ValueError("modifier_indicator must be 0, 1 or 9")
-            subject = (_code(attributes, "column1"), _code(attributes, "column2"))
-            return self._pairs, subject, (indicator, start, end)
-        if kind == MUE:
-            units = float(attributes.get("max_units", "nan"))
-            if not units >= 0:
-                raise ValueError("max_units must be a number >= 0")
-            return self._mue, _code(attributes, "code"), (units, start, end)
         if kind == MCE:
             system = _text(attributes, "system")
             flags = attributes.get("flags")
@@ -308,6 +356,92 @@ class CodeTable:
                 raise ValueError("an MCE age group needs age_min <= age_max")
             return self._mce_ages, _text(attributes, "group").lower(), (start, end, ages)
         raise ValueError(f"unknown policy record kind {kind!r}")
+
+    def _apply_edit(self, kind: str, key: str, record: dict[str, Any] | None) -> None:
+        """Upsert or delete one version of an NCCI pair or MUE. The key's subject names the place (table and
+        codes) and its date the version, so a tombstone needs no record; a record must name the same place.
+        A million of these load at start, so the common case is checked without copying a string."""
+        _, subject, start = key.split("|")
+        version: tuple = ()
+        if record is None:
+            place = _edit_place(kind, subject)
+        else:
+            attributes = record.get("attributes")
+            if not isinstance(attributes, dict):
+                raise ValueError(f"a {kind} record needs attributes")
+            parse = self._pair_edit if kind == NCCI else self._mue_limit
+            place, value = parse(subject, attributes)
+            end = record.get("valid_to")
+            if end is None or start <= end:  # CMS deletes an edit retroactively by ending it before it starts
+                version = (start, end, value)
+                version = self._shared_edits.setdefault(version, version)
+        # Every place is found from the first level down, made as needed (its codes interned), and pruned when
+        # it empties.
+        if kind == NCCI:
+            table, parent, last = place
+            parents = self._pairs.get(table)
+            if parents is None:
+                parents = self._pairs[table] = {}
+        else:
+            parents, (parent, last) = self._mue, place
+        index = parents.get(parent)
+        if index is None:
+            index = parents[sys.intern(parent)] = {}
+        held = index.get(last)
+        if held is None:  # the common case: a place's first version
+            if version:
+                index[sys.intern(last)] = version
+            elif not index:
+                del parents[parent]
+            return
+        versions = [held[i : i + 3] for i in range(0, len(held), 3) if held[i] != start]
+        if version:
+            versions.append(version)
+            versions.sort(key=_first)
+        if versions:  # a pair with versions of its own (few do): not shared, so that nothing is kept when it goes
+            index[last] = tuple(x for v in versions for x in v)
+        else:
+            del index[last]
+            if not index:
+                del parents[parent]
+
+    def _pair_edit(self, subject: str, attributes: dict[str, Any]) -> tuple[tuple[str, str, str], PairEdit]:
+        """Where an ``@ncci`` record goes, ``(table, column1, column2)``, and its shared ``PairEdit``."""
+        table = attributes.get("table") or PRACTITIONER
+        column1, column2 = attributes.get("column1"), attributes.get("column2")
+        prefix = _PREFIXES.get(table) if type(table) is str else None
+        if prefix is None or type(column1) is not str or type(column2) is not str or (
+                subject != f"{prefix}{column1}/{column2}"):  # fmt: skip
+            # Not as the loaders write it (a code in lower case, a table unknown...): each part checked.
+            table, column1, column2 = _table(attributes, PTP_TABLES), _code(attributes, "column1"), _code(
+                attributes, "column2")  # fmt: skip
+            if ncci_subject(table, column1, column2) != subject:
+                raise ValueError(f"an @ncci key names its pair: {ncci_subject(table, column1, column2)}")
+        indicator, rationale = attributes.get("modifier_indicator"), attributes.get("rationale") or ""
+        edit = None
+        if type(indicator) is str and type(rationale) is str:
+            edit = self._shared_edits.get((indicator, rationale))  # a PairEdit equals its plain tuple
+        if edit is None:
+            indicator, rationale = str(indicator), _rationale(attributes)
+            if indicator not in {"0", "1", "9"}:
+                raise ValueError("modifier_indicator must be 0, 1 or 9")
+            edit = PairEdit(indicator, rationale)
+            edit = self._shared_edits.setdefault(edit, edit)
+        return (table, column1, column2), edit  # type: ignore[return-value]
+
+    def _mue_limit(self, subject: str, attributes: dict[str, Any]) -> tuple[tuple[str, str], MueLimit]:
+        """Where an ``@mue`` record goes, ``(table, code)``, and its shared ``MueLimit``."""
+        table, code = _table(attributes, MUE_TABLES), _code(attributes, "code")
+        if mue_subject(table, code) != subject:
+            raise ValueError(f"an @mue key names its code: {mue_subject(table, code)}")
+        units = float(attributes.get("max_units", "nan"))
+        if not units >= 0:
+            raise ValueError("max_units must be a number >= 0")
+        mai = attributes.get("mai", 1)
+        if mai not in (1, 2, 3, "1", "2", "3"):
+            raise ValueError("mai must be 1, 2 or 3")
+        limit = MueLimit(units, int(mai), _rationale(attributes))
+        return (table, code), self._shared_edits.setdefault(limit, limit)
 
 
 def in_range(code: str, low: str, high: str) -> bool:
@@ -361,6 +495,45 @@ def _text(attributes: dict[str, Any], name: str) -> str:
 
 def _code(attributes: dict[str, Any], name: str) -> str:
     return _text(attributes, name).upper()
+
+
+def _table(attributes: dict[str, Any], tables: tuple[str, ...]) -> str:
+    table = attributes.get("table") or PRACTITIONER  # rows written before there were other tables
+    if table not in tables:
+        raise ValueError(f"table must be one of {', '.join(tables)}")
+    return table
+
+
+def _rationale(attributes: dict[str, Any]) -> str:
+    rationale = attributes.get("rationale") or ""
+    if not isinstance(rationale, str):
+        raise ValueError("rationale must be text")
+    return rationale
+
+
+def _edit_place(kind: str, subject: str) -> tuple[str, ...]:
+    """Where the subject of an ``@ncci`` or ``@mue`` key points: ``(table, column1, column2)`` or ``(table, code)``."""
+    prefix, _, rest = subject.rpartition(":")
+    table = prefix.lower() if prefix else PRACTITIONER
+    if kind == NCCI:
+        column1, slash, column2 = rest.partition("/")
+        if table in PTP_TABLES and slash and column1 and column2 and "/" not in column2:
+            return table, column1, column2
+        raise ValueError("an @ncci key's subject is [TABLE:]COLUMN1/COLUMN2")
+    if table in MUE_TABLES and rest:
+        return table, rest
+    raise ValueError("an @mue key's subject is [TABLE:]CODE")
+
+
+def _in_effect(versions: tuple, day: str) -> Any:
+    """The value of the version in effect on ``day`` in a flat ``(from, to, value, ...)`` tuple, the latest
+    starting first; None when none is."""
+    for i in range(len(versions) - 3, -1, -3):
+        if versions[i] <= day:
+            end = versions[i + 1]
+            if end is None or day <= end:
+                return versions[i + 2]
+    return None
 
 
 def _split_key(key: str) -> tuple[str, str, str]:

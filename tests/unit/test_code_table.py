@@ -5,7 +5,16 @@ import io
 import pytest
 
 from processor.code_table.csv_rows import read_csv
-from processor.code_table.table import MCE, MCE_AGE, CodeTable, MceEntry, policy_record, record_key
+from processor.code_table.table import (
+    MCE,
+    MCE_AGE,
+    CodeTable,
+    MceEntry,
+    MueLimit,
+    PairEdit,
+    policy_record,
+    record_key,
+)
 from tests.conftest import SMALL_TABLE
 
 
@@ -79,8 +88,10 @@ def test_policy_tables_load_from_csv_and_the_table_indexes_them():
     releases = io.StringIO("policy,system,release,valid_from,valid_to\nrelease,HCPCS,2026,2026-01-01,2026-12-31\n")
     table = CodeTable().load([*read_csv(text), *read_csv(pairs), *read_csv(units), *read_csv(releases)])
     assert table.supporting("CPT", "83036", "2025-11-03") == [("E08", "E13")]
-    assert table.pair("93000", "93005", "2025-11-03") == "0" and table.pair("93000", "93005", "2026-01-02") is None
-    assert table.max_units("36415", "2025-11-03") == 2
+    assert table.pair("93000", "93005", "2025-11-03") == PairEdit("0", "")  # no table: practitioner
+    assert table.pair("93000", "93005", "2026-01-02") is None
+    assert table.pair("93000", "93005", "2025-11-03", "hospital") is None
+    assert table.mue("36415", "2025-11-03") == MueLimit(2, 1, "") and table.max_units("36415", "2025-11-03") == 2
     assert table.covers_date("HCPCS", "2026-06-01") and table.covers_date("HCPCS", "2025-06-01") is False
     assert len(table) == 0  # policy records are not code versions
 
