@@ -115,6 +115,14 @@ SMALL_TABLE = [
     *with_attributes(rows(("CPT", "55700", True, "2024-01-01", None)), sex="M"),
     *with_attributes(rows(("CPT", "99381", True, "2024-01-01", None)), age_min=0, age_max=0),
     *with_attributes(rows(("HCPCS", "G0103", True, "2024-01-01", None)), sex="M"),
+    # HCPCS Level II modifiers (CMS's file): GD ended 2019-12-31.
+    *rows(
+        ("HCPCS-MODIFIER", "RT", True, "2000-01-01", None),
+        ("HCPCS-MODIFIER", "LT", True, "2000-01-01", None),
+        ("HCPCS-MODIFIER", "XS", True, "2015-01-01", None),
+        ("HCPCS-MODIFIER", "XE", True, "2015-01-01", None),
+        ("HCPCS-MODIFIER", "GD", True, "2008-01-01", "2019-12-31"),
+    ),
     # A payer's internal codes and their cross-reference to external codes.
     *with_attributes(rows(("ACME-INTERNAL", "X100", True, "2024-01-01", None)), maps_to="99213", maps_to_system="CPT"),
     *rows(("ACME-INTERNAL", "X200", True, "2024-01-01", None)),
@@ -173,6 +181,28 @@ SMALL_POLICY = [
         NCCI, "99213/36415", "2024-01-01", None, {"column1": "99213", "column2": "36415", "modifier_indicator": "9"}
     ),
     policy_record(MUE, "36415", "2024-01-01", None, {"code": "36415", "max_units": 2}),
+    # CMS's own table shapes (processor/code_table/ncci_mue.py): a per-day MUE (MAI 2) and a pair of the
+    # hospital outpatient table only.
+    policy_record(
+        MUE,
+        "J1100",
+        "2024-01-01",
+        None,
+        {"code": "J1100", "max_units": 1, "mai": 2, "table": "practitioner", "rationale": "Prescribing Information"},
+    ),
+    policy_record(
+        NCCI,
+        "HOSPITAL:93000/36415",
+        "2024-01-01",
+        None,
+        {
+            "column1": "93000",
+            "column2": "36415",
+            "modifier_indicator": "0",
+            "table": "hospital",
+            "rationale": "Misuse of column two code with column one code",
+        },
+    ),
 ]
 
 

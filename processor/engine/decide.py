@@ -17,6 +17,7 @@ no MCE lists for a date, the tabular's own notes and the chapter of a code stand
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
@@ -29,19 +30,27 @@ from processor.engine.duplicates import Duplicate
 from processor.engine.mce import Stay, age_conflict, limited_coverage, non_covered
 from processor.engine.memo import MEMO_LIMIT, memo_of
 from processor.engine.policy import DEFAULT_POLICY, Policy
-from processor.engine.rules import DENIED, INPATIENT, PROFESSIONAL, RETURNED, RULES, SEVERITY, Outcome
+from processor.engine.rules import DENIED, INPATIENT, OUTPATIENT, PROFESSIONAL, RETURNED, RULES, SEVERITY, Outcome
 
-# The modifiers that NCCI accepts to bypass a pair edit of modifier indicator 1 (NCCI policy manual):
-# anatomic, global surgery, and the distinct-service modifiers 59 and XE, XS, XP, XU.
-NCCI_MODIFIERS = frozenset({
+# The modifiers that NCCI accepts to bypass a pair edit of modifier indicator 1 (NCCI policy manual): the
+# anatomic ones, which bypass only when they show the two services on different sites (LT on one line, RT on
+# the other), and the global surgery and distinct-service ones (59, XE, XS, XP, XU), which bypass by themselves.
+ANATOMIC_MODIFIERS = frozenset({
     "E1", "E2", "E3", "E4", "FA", "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "LC", "LD", "LM", "LT",
-    "RC", "RI", "RT", "TA", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "24", "25", "57", "58", "78",
-    "79", "27", "59", "91", "XE", "XS", "XP", "XU",
+    "RC", "RI", "RT", "TA", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9",
 })  # fmt: skip
+DISTINCT_MODIFIERS = frozenset({"24", "25", "57", "58", "78", "79", "27", "59", "91", "XE", "XS", "XP", "XU"})
+NCCI_MODIFIERS = ANATOMIC_MODIFIERS | DISTINCT_MODIFIERS
+# Which of CMS's NCCI and MUE tables a claim's lines meet: practitioner for 837P, hospital outpatient for 837I
+# outpatient claims. Inpatient stays are paid by DRG: no NCCI PTP or MUE edits.
+_NCCI_TABLE = {PROFESSIONAL: "practitioner", OUTPATIENT: "hospital"}
+_MUE_TABLE = {PROFESSIONAL: "practitioner", OUTPATIENT: "outpatient"}
+_MAI = {1: "per line", 2: "per day, policy", 3: "per day, clinical"}
 _X_MODIFIERS = frozenset({"XE", "XS", "XP", "XU"})
 _EXTERNAL_CAUSE = frozenset("VWXY")  # ICD-10-CM chapter 20, V00-Y99
 _NO_MODIFIERS: frozenset[str] = frozenset()
 _NO_FLAGS: frozenset[str] = frozenset()
+_CPT_MODIFIERS = ("cpt-modifiers-loaded",)  # the memo's key for whether a payer loaded CPT's modifiers
 _MCE_SYSTEMS = frozenset({codes.ICD10CM, codes.ICD10PCS})
 # Before FY2025 CMS's MCE took an unknown sex as a conflict with a sex list; from 2024-10-01 it does not.
 _UNKNOWN_SEX_VALID_FROM = "2024-10-01"
@@ -159,16 +168,53 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
         if coded is None or day is None:
             continue
         review.fits_patient("procedure", f"lines[{i}]", line["code"], coded, day)
-        if table.has_mue:
-            max_units = table.max_units(coded.code, day)
-            if max_units is not None and line["units"] > max_units:
-                review.fail("units.over_mue", f"lines[{i}].units", line["units"], max_units=max_units,
-                            code=line["code"], day=day)  # fmt: skip
+        review.modifiers_valid(i, line.get("modifiers", ()), day)
         if table.has_coverage_policy:
             pointers = [p - 1 for p in line.get("diagnosis_pointers", ()) if p <= count] or range(count)
             review.supported(f"lines[{i}].code", line["code"], coded, [dx[p] for p in pointers], day)
-    if table.has_pairs:
-        _review_pairs(lines, line_days, coded_lines, modifiers, review)
+    if table.has_mue and claim_type in _MUE_TABLE:
+        _review_units(lines, line_days, coded_lines, _MUE_TABLE[claim_type], review)
+    if table.has_pairs and claim_type in _NCCI_TABLE:
+        _review_pairs(lines, line_days, coded_lines, modifiers, _NCCI_TABLE[claim_type], review)
+
+
+def _review_units(
+    lines: Sequence[dict[str, Any]], days: list[str | None], coded: list[_Coded | None], table_name: str,
+    review: _Review,
+) -> None:  # fmt: skip
+    """Medically Unlikely Edits: units of a code per line (MAI 1), or per date of service summed over the
+    claim's lines of that code (MAI 2 and 3: then every line of the code on that date is denied)."""
+    table = review.table
+    per_day: dict[tuple[str, str], list[int]] = {}
+    for i, found in enumerate(coded):
+        day = days[i]
+        if found is None or day is None:
+            continue
+        limit = table.mue(found.code, day, table_name)
+        if limit is None:
+            continue
+        if limit.mai == 1:
+            if lines[i]["units"] > limit.max_units:
+                _over_mue(review, lines, [i], day, limit, lines[i]["units"])
+        else:
+            per_day.setdefault((found.code, day), []).append(i)
+    for (code, day), indexes in per_day.items():
+        limit = table.mue(code, day, table_name)
+        total = sum(lines[i]["units"] for i in indexes)
+        if limit is not None and total > limit.max_units:
+            _over_mue(review, lines, indexes, day, limit, total)
+
+
+def _over_mue(review: _Review, lines: Sequence[dict[str, Any]], indexes: list[int], day: str, limit: Any,
+              total: float) -> None:  # fmt: skip
+    """Deny each of the lines ``indexes`` whose units (``total``, summed for a per-day MUE) pass ``limit``."""
+    scope = "a line" if limit.mai == 1 else "a day"
+    summed = "" if limit.mai == 1 else f" ({total:g} units on {day} over {len(indexes)} line(s))"
+    mai, mai_text, rationale = limit.mai, _MAI.get(limit.mai, "?"), limit.rationale or "none given"
+    for i in indexes:
+        review.fail("units.over_mue", f"lines[{i}].units", lines[i]["units"], max_units=limit.max_units,
+                    code=lines[i]["code"], day=day, scope=scope, summed=summed, mai=mai, mai_text=mai_text,
+                    rationale=rationale)  # fmt: skip
 
 
 def _review_stay(claim: dict[str, Any], review: _Review) -> str | None:
@@ -230,13 +276,15 @@ def _review_inpatient_codes(claim: dict[str, Any], dx: list[_Coded | None], disc
 
 
 def _review_pairs(
-    lines: list[dict[str, Any]],
+    lines: Sequence[dict[str, Any]],
     days: list[str | None],
     coded: list[_Coded | None],
     modifiers: list[frozenset[str]],
+    table_name: str,
     review: _Review,
 ) -> None:
-    """NCCI procedure-to-procedure edits between lines on the same date of service."""
+    """NCCI procedure-to-procedure edits of ``table_name`` between lines on the same date of service: the
+    column-2 line is denied."""
     table = review.table
     for i, first in enumerate(coded):
         if first is None or days[i] is None:
@@ -244,17 +292,28 @@ def _review_pairs(
         for j, second in enumerate(coded):
             if i == j or second is None or days[j] != days[i]:
                 continue
-            indicator = table.pair(first.code, second.code, days[i])
-            if indicator is None or indicator == "9":  # 9: the edit was deleted
+            edit = table.pair(first.code, second.code, days[i], table_name)
+            if edit is None or edit.modifier_indicator == "9":  # 9: not applicable (the edit was deleted)
                 continue
-            if indicator == "0":
+            if edit.modifier_indicator == "0":
                 rule_id = "ncci.bundled"
-            elif modifiers[i] & NCCI_MODIFIERS or modifiers[j] & NCCI_MODIFIERS:
+            elif _distinct(modifiers[i], modifiers[j]):
                 continue
             else:
                 rule_id = "ncci.modifier_required"
             review.fail(rule_id, f"lines[{j}].code", lines[j]["code"], column1=lines[i]["code"],
-                        other=lines[i]["line_number"], day=days[i])  # fmt: skip
+                        other=lines[i]["line_number"], day=days[i], table=table_name,
+                        rationale=edit.rationale or "none given")  # fmt: skip
+
+
+def _distinct(first: frozenset[str], second: frozenset[str]) -> bool:
+    """Whether the modifiers of two lines show distinct services, as an indicator-1 NCCI pair needs: a global
+    surgery or distinct-service modifier on either line, or anatomic modifiers on both that name different
+    sites (RT on one, LT on the other; RT on both is the same site)."""
+    if (first | second) & DISTINCT_MODIFIERS:
+        return True
+    sites_first, sites_second = first & ANATOMIC_MODIFIERS, second & ANATOMIC_MODIFIERS
+    return bool(sites_first and sites_second and not sites_first & sites_second)
 
 
 def _review_order(order: dict[str, Any], review: _Review) -> None:
@@ -479,6 +538,24 @@ class _Review:
                 {"system": system, "target": f"{target_system} {target_code}", "problem": problem},
             )
         return target
+
+    def modifiers_valid(self, index: int, modifiers: Sequence[str], day: str) -> None:
+        """Each modifier of a line must be one the table holds on ``day``: HCPCS Level II modifiers from CMS's
+        HCPCS file; CPT's two-digit modifiers (AMA material) only once a payer has loaded some."""
+        table = self.table
+        if not modifiers or not table.has_system(codes.MODIFIER):
+            return
+        cpt_loaded = self.memo.get(_CPT_MODIFIERS)
+        if cpt_loaded is None:  # once per table as it is: any two-digit modifier loaded?
+            cpt_loaded = self.memo[_CPT_MODIFIERS] = any(table.versions(codes.MODIFIER, f"{n:02d}") for n in range(100))
+        for k, modifier in enumerate(modifiers):
+            upper = modifier.upper()
+            if upper.isdigit() and not cpt_loaded:
+                continue
+            versions = table.versions(codes.MODIFIER, upper)
+            if _version_on(versions, day) is None:
+                validity = _validity(versions) if versions else "not a modifier the table holds"
+                self.fail("modifier.invalid", f"lines[{index}].modifiers[{k}]", modifier, day=day, validity=validity)
 
     def fits_patient(self, role: str, at: str, value: str, coded: _Coded, day: str | None) -> None:
         """The age and sex edits of a code on ``day``: CMS's MCE lists where the table holds them for the day,

@@ -320,19 +320,24 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
 
     # Pairs, modifiers and units on claim lines (NCCI procedure-to-procedure edits and MUEs).
     Rule("ncci.bundled", DENIED, RETURNED, stc("A8:735"), "236", None,
-         "{field} is {value!r}, which NCCI bundles into {column1} on line {other} ({day}) and never pays "
-         "with it (modifier indicator 0). Remove the line, or bill the comprehensive code only, and resubmit.",
-         lines=True),
+         "{field} is {value!r}, which NCCI's {table} table bundles into {column1} on line {other} ({day}) and "
+         "never pays with it (modifier indicator 0; CMS: {rationale}). The line is not paid; bill the "
+         "comprehensive code only.", lines=True),
     Rule("ncci.modifier_required", DENIED, RETURNED, stc("A8:453"), "236", None,
-         "{field} is {value!r}, which NCCI bundles into {column1} on line {other} ({day}) unless a modifier "
-         "shows a distinct service (modifier indicator 1). If it was distinct, add 59, XE, XS, XP or XU and "
-         "resubmit; otherwise remove the line.", lines=True),
+         "{field} is {value!r}, which NCCI's {table} table bundles into {column1} on line {other} ({day}) unless "
+         "a modifier shows a distinct service (modifier indicator 1; CMS: {rationale}). An anatomic modifier "
+         "counts only when the two lines name different sites (LT on one, RT on the other). If the services "
+         "were distinct, add 59, XE, XS, XP or XU or the sites' modifiers and resubmit the line.", lines=True),
     Rule("modifier.invalid_combination", RETURNED, RETURNED, stc("A7:453"), "4", "N519",
          "{field} is {value!r}: modifier 59 and an X modifier (XE, XS, XP, XU) on one line contradict each "
          "other. Keep the most specific one and resubmit.", lines=True),
+    Rule("modifier.invalid", RETURNED, RETURNED, stc("A7:453"), "182", None,
+         "{field} is {value!r}, which is not a modifier valid on the date of service {day} ({validity}). Use "
+         "a valid modifier and resubmit.", lines=True),
     Rule("units.over_mue", DENIED, RETURNED, stc("A8:476"), "151", "N362",
-         "{field} is {value!r}, more than the {max_units:g} units of {code} one line may bill on {day} (MUE). "
-         "Bill the units actually given, at most {max_units:g} a line, and resubmit.", lines=True),
+         "{field} is {value!r}{summed}, more than the {max_units:g} units of {code} {scope} may bill on {day} "
+         "(MUE, adjudication indicator {mai}: {mai_text}; CMS: {rationale}). The units over the limit are not "
+         "paid; bill the units actually given.", lines=True),
 
     # Duplicates: the same claim again within the window (processor.engine.duplicates keeps what was seen).
     Rule("claim.duplicate", RETURNED, RETURNED, stc("A3:54"), "18", None,

@@ -83,6 +83,7 @@ CARCS = {
     "146": "Diagnosis was invalid for the date(s) of service reported",
     "151": "The payer deems the information submitted does not support this many/frequency of services",
     "181": "Procedure code was invalid on the date of service",
+    "182": "Procedure modifier was invalid on the date of service",  # shared/DOMAIN.md: 4 or 182, modifier invalid
     "236": "Procedure or procedure/modifier combination not compatible with another on the same day (NCCI)",
 }
 RARCS = {

@@ -452,6 +452,12 @@ CLAIM_CASES = [
         "returned",
         [("modifier.invalid_combination", "lines[0].modifiers", ["59", "XS"])],
     ),
+    (
+        "a modifier CMS ended is invalid on a later date (CARC 182)",
+        {"lines": [line("99213", modifiers=("GD",))]},
+        "returned",
+        [("modifier.invalid", "lines[0].modifiers[0]", "GD")],
+    ),
     ("units up to the MUE are accepted", {"lines": [line("36415", units=2)]}, "accepted", []),
     (
         "units over the MUE deny the line (CARC 151)",

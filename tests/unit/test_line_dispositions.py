@@ -74,3 +74,60 @@ def test_a_payment_edit_on_a_stay_procedure_returns_the_claim(small_table):
     assert [(r.id, r.outcome, r.line_number) for r in decision.reasons] == [
         ("procedure.not_in_table", "returned", None)
     ]
+
+
+# Issue 12's cases, as CMS's editors answer them: the line is denied, the claim accepted.
+
+
+def test_an_mue_of_one_a_day_is_met_by_three_lines_of_one_unit(small_table):
+    """MAI 2 (per date of service): units of a code on one date are summed over the claim's lines."""
+    claim = a_claim(lines=[line("J1100", "HCPCS", number=n) for n in (1, 2, 3)])
+    decision = decide(claim, "claim", small_table)
+    assert decision.outcome == "accepted" and decision.lines_denied == [1, 2, 3]
+    assert {r.id for r in decision.reasons} == {"units.over_mue"}
+    assert "3 units on 2025-11-03 over 3 line(s)" in decision.reasons[0].message
+    assert "adjudication indicator 2" in decision.reasons[0].message
+    one = a_claim(lines=[line("J1100", "HCPCS")])
+    assert decide(one, "claim", small_table).reasons == ()
+
+
+def test_an_mue_per_line_judges_each_line(small_table):
+    """MAI 1 (the project's CSV form without an indicator): each line on its own."""
+    claim = a_claim(lines=[line("36415", units=2), line("36415", units=2, number=2)])
+    assert decide(claim, "claim", small_table).reasons == ()
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "denied"),
+    [
+        (("RT",), ("RT",), True),  # the same site: no bypass
+        ((), ("RT",), True),  # one site named: does not show two sites
+        (("LT",), ("RT",), False),  # different sites
+        ((), ("XS",), False),  # a distinct-service modifier bypasses by itself
+    ],
+)
+def test_an_anatomic_modifier_bypasses_a_pair_only_for_different_sites(small_table, first, second, denied):
+    claim = a_claim(lines=[line("20610", modifiers=first), line("20552", number=2, modifiers=second)])
+    decision = decide(claim, "claim", small_table)
+    assert decision.outcome == "accepted"
+    assert decision.lines_denied == ([2] if denied else [])
+
+
+def test_ncci_pairs_come_from_the_table_of_the_claim_type(small_table):
+    lines = [line("93000"), line("36415", number=2)]
+    professional = decide(a_claim(lines=lines), "claim", small_table)
+    assert professional.reasons == ()  # the practitioner table holds no 93000/36415 edit
+    outpatient = decide(a_claim(claim_type="outpatient", lines=lines), "claim", small_table)
+    assert [(r.id, r.line_number) for r in outpatient.reasons] == [("ncci.bundled", 2)]
+    assert "Misuse of column two code with column one code" in outpatient.reasons[0].message
+    assert "hospital" in outpatient.reasons[0].message
+
+
+def test_an_invalid_modifier_returns_the_claim(small_table):
+    decision = decide(a_claim(lines=[line("99213", modifiers=("GD", "ZZ", "25"))]), "claim", small_table)
+    assert decision.outcome == "returned"
+    assert [(r.id, r.field, r.value) for r in decision.reasons] == [
+        ("modifier.invalid", "lines[0].modifiers[0]", "GD"),  # ended 2019-12-31
+        ("modifier.invalid", "lines[0].modifiers[1]", "ZZ"),  # no such modifier
+    ]  # 25 is CPT's (AMA): not judged until a payer loads CPT modifiers
+    assert decision.reasons[0].carc == "182"
