@@ -3,7 +3,7 @@
 processor demo            local broker, topics, default code table, worker, sample events, summary
 processor run             a worker (one member of the consumer group)
 processor check FILE      decide a file of JSON lines with no broker ('-' reads stdin)
-processor load WHAT       publish code-table records: 'default', 'demo', 'mce', 'csv FILE', or a CMS release file
+processor load WHAT       publish code-table records: default, demo, mce, csv, CMS release, NCCI or MUE files
 processor topics          create the processor's topics
 processor broker          run a local Kafka broker in the foreground
 processor bench           measure: the processor against the aiokafka ceiling, Faust and the engine alone

