@@ -38,5 +38,20 @@ $(JARS): deploy/kafka/pom.xml
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies
 	touch $@
 
+# The integration tests on Apache Kafka 3.9 (many payers run 3.x): the same pom.xml, copied so that Maven puts
+# Kafka 3.9's jars in a folder of their own, and KAFKA_LIBS makes LocalBroker run them. Not part of `make test`
+# (it runs the integration tests a second time); see docs/deploy.md.
+KAFKA39     = 3.9.2
+KAFKA39_DIR = deploy/kafka/target/kafka-$(KAFKA39)
+
+.PHONY: test-kafka39
+test-kafka39: install $(KAFKA39_DIR)/target/libs/.fetched
+	KAFKA_LIBS=$(CURDIR)/$(KAFKA39_DIR)/target/libs $(BIN)/pytest tests/integration
+
+$(KAFKA39_DIR)/target/libs/.fetched: deploy/kafka/pom.xml
+	rm -rf $(KAFKA39_DIR) && mkdir -p $(KAFKA39_DIR) && cp deploy/kafka/pom.xml $(KAFKA39_DIR)/
+	mvn -q -B -f $(KAFKA39_DIR)/pom.xml -Dkafka.version=$(KAFKA39) dependency:copy-dependencies
+	touch $@
+
 clean:
 	rm -rf $(VENV) deploy/kafka/target .pytest_cache
