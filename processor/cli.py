@@ -140,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="also write the results to this JSON file")
     bench.add_argument("--results-dir", type=Path, default=Path("bench-results"), help="JSON, chart and logs")
     bench.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
+    bench.add_argument(
+        "--no-production-table", action="store_true", help="skip the production-size code table (1.24M records)"
+    )
     bench.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
     return parser
 
@@ -308,6 +311,7 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
     from processor.bench.bench import VARIANT_NAMES, BenchOptions, run_bench
+    from processor.bench.production_table import QUICK_SCALE
 
     # Fresh topics per variant: metadata misses and retries right after creation are expected, not news.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -328,6 +332,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
         results_dir=args.results_dir,
         json_path=args.json,
         chart=not args.no_chart,
+        production_table=not args.no_production_table,
+        production_scale=QUICK_SCALE if args.quick else 1.0,
     )
     use_local_broker = not (args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     return run_bench(settings, options, use_local_broker)

@@ -15,20 +15,26 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from processor.bench import machine, report
 from processor.bench.data import BenchData
 from processor.bench.progress import Progress
 from processor.bench.runner import CEILING, FAUST, Variant, processor_variant, run_variant, settings_env
+from processor.code_table.sources import Record, table_records
 from processor.config import Settings, Topics
+from processor.kafka.clients import client_options
+from processor.kafka.delivery import send_batched
 from processor.kafka.topics import CODE_TABLE_CONFIG
+from processor.routing import Message
 
 VARIANT_NAMES = ("engine", "ceiling", "exactly_once", "at_least_once", "faust")
 
@@ -46,6 +52,10 @@ class BenchOptions:
     results_dir: Path = Path("bench-results")
     json_path: Path | None = None
     chart: bool = True
+    # The production-size code table (``production_table``): measured after the default one unless False;
+    # ``production_scale`` shrinks its generated part (``production_table.QUICK_SCALE``, 1/50, for quick runs).
+    production_table: bool = True
+    production_scale: float = 1.0
 
     @property
     def warmup_events(self) -> int:
@@ -71,7 +81,8 @@ def run_bench(settings: Settings, options: BenchOptions, use_local_broker: bool)
     finally:
         if broker is not None:
             broker.remove()
-    return 1 if any("error" in v for v in results["variants"].values()) else 0
+    failed = [v for v in (*results["variants"].values(), results.get("code_table_production") or {}) if "error" in v]
+    return 1 if failed else 0
 
 
 def _broker_variants(options: BenchOptions) -> list[Variant]:
@@ -100,7 +111,7 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
     log_dir.mkdir(parents=True, exist_ok=True)
     variants = _broker_variants(options)
     warm_broker = broker_kind == "local" and bool(variants)
-    progress = Progress(steps=3 + len(variants) + ("engine" in options.only) + warm_broker)
+    progress = Progress(steps=3 + options.production_table + len(variants) + ("engine" in options.only) + warm_broker)
     results: dict[str, Any] = {
         "schema": 1,
         "started_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -115,6 +126,7 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
             "seed": options.seed,
             "batch_max_records": settings.batch_max_records,
             "linger_ms": settings.linger_ms,
+            "production_table_scale": options.production_scale if options.production_table else None,
         },
         "variants": {},
     }
@@ -124,8 +136,18 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
     data = BenchData.make(options.events, options.warmup_events, options.seed)
 
     progress.begin("code table")
-    results["code_table"] = await _code_table(settings, progress)
+    progress.phase("reading the default ICD-10-CM, ICD-10-PCS and MCE releases")
+    records = table_records(default=True, demo=True)
+    results["code_table"] = await _code_table(settings, records, progress)
     try:
+        if options.production_table:
+            progress.begin("production-size code table")
+            try:
+                results["code_table_production"] = await _production_table(settings, records, options, run_id, progress)
+            except Exception as err:  # like a variant's failure, it must not lose the figures that follow
+                progress.note(f"failed: {err}")
+                results["code_table_production"] = {"label": "production-size table", "error": str(err)}
+        del records
         if "engine" in options.only:
             progress.begin("engine alone")
             progress.phase("decode, decide, serialize with no broker")
@@ -175,32 +197,111 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
     return results
 
 
-async def _code_table(settings: Settings, progress: Progress) -> dict[str, Any]:
+async def _code_table(settings: Settings, records: list[Record], progress: Progress) -> dict[str, Any]:
     """Publish the default table and the demo rows to the run's code-table topic; time a follower loading it."""
-    from processor.code_table.sources import table_records
     from processor.kafka.code_table_topic import publish
 
-    progress.phase("reading the default ICD-10-CM releases")
-    records = table_records(default=True, demo=True)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="bench-admin")
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(settings.topics.code_table, 1, 1, topic_configs=CODE_TABLE_CONFIG)])
-    finally:
-        await admin.close()
+    await _create_code_table_topic(settings, settings.topics.code_table)
     progress.phase(f"publishing {len(records):,} code-table records")
     started = time.monotonic()
     await publish(settings, records, lambda n: progress.update(n, len(records), "records"))
     publish_s = time.monotonic() - started
     progress.phase("a follower loads the table from the topic")
+    return {"records": len(records), "publish_s": round(publish_s, 2), **await _follower_cost(settings)}
+
+
+async def _production_table(
+    settings: Settings, default: list[Record], options: BenchOptions, run_id: str, progress: Progress
+) -> dict[str, Any]:
+    """The production-size table (``production_table``) on a topic of its own, loaded by a follower in a fresh
+    process; the topic is deleted at the end."""
+    from processor.bench.production_table import ProductionTable
+
+    table = ProductionTable.make(default, options.production_scale, options.seed)
+    label = "production-size table" + (
+        f" at 1/{1 / table.scale:.0f} of CMS's sizes" if table.scale < 1 else " (CMS's sizes)"
+    )
+    topic = f"bench-{run_id}.code-table-production"
+    here = replace(settings, topics=replace(settings.topics, code_table=topic))
+    await _create_code_table_topic(here, topic)
+    try:
+        progress.phase(f"generating and publishing {len(table):,} code-table records")
+        started = time.monotonic()
+        sent = await _publish_batched(here, table.records(), lambda n: progress.update(n, len(table), "records"))
+        publish_s = time.monotonic() - started
+        progress.phase("a follower loads the table from the topic")
+        started = time.monotonic()
+        cost = await _follower_cost(here)
+        process_s = time.monotonic() - started
+    finally:
+        await _delete_topic(settings, topic)
+    return {
+        "label": label,
+        "scale": table.scale,
+        "records": sent,
+        "parts": table.sizes,
+        "publish_s": round(publish_s, 2),
+        **cost,
+        "process_s": round(process_s, 2),
+    }
+
+
+async def _create_code_table_topic(settings: Settings, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="bench-admin")
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=CODE_TABLE_CONFIG)])
+    finally:
+        await admin.close()
+
+
+async def _publish_batched(settings: Settings, records: Iterable[Record], progress: Callable[[int], None]) -> int:
+    """Send ``(key, record)`` pairs to the settings' code-table topic, made as they are sent, and wait until
+    the broker has them all; returns how many were sent.
+
+    ``code_table_topic.publish`` (one ``send`` a record) took 51 s for the production-size table's 1.24M
+    records; one record batch at a time (``delivery.send_batched``) takes 10 s, generating them included.
+    The accumulator holds one batch per partition at a time, so memory stays bounded."""
+    producer = AIOKafkaProducer(
+        **client_options(settings, "bench-loader"),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+    )
+    topic = settings.topics.code_table
+    await producer.start()
+    sent = 0
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        chunk: list[Message] = []
+        for key, record in records:
+            chunk.append((topic, key.encode(), None if record is None else orjson.dumps(record), 0))
+            if len(chunk) == 20_000:
+                pending += await send_batched(producer, chunk)
+                sent += len(chunk)
+                chunk = []
+                progress(sent)
+        pending += await send_batched(producer, chunk)
+        sent += len(chunk)
+        await asyncio.gather(*pending)  # raises if the broker refused any batch
+    finally:
+        await producer.stop()
+    progress(sent)
+    return sent
+
+
+async def _follower_cost(settings: Settings) -> dict[str, Any]:
+    """``code_table_cost`` in a fresh process reading the settings' code-table topic: its figures."""
     out = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "processor.bench.code_table_cost"],
         env=settings_env(settings),
         capture_output=True,
-        check=True,
     )
-    return {"records": len(records), "publish_s": round(publish_s, 2), **orjson.loads(out.stdout)}
+    if out.returncode:
+        raise RuntimeError(f"code_table_cost exited with {out.returncode}: {out.stderr.decode()[-500:]}")
+    return orjson.loads(out.stdout)
 
 
 def _engine_alone(data: BenchData) -> dict[str, Any]:

@@ -8,13 +8,17 @@ from typing import Any
 
 import orjson
 
-# The goals of issue 5, on a 2-core machine with the broker on the same box.
+# The goals of issue 5 and issue 12 (the production-size table), on a 2-core machine with the broker on the
+# same box. The 3 s goal was set when the default table was ICD-10-CM alone (98,000 records); it now also
+# holds ICD-10-PCS and the MCE lists (about 200,000): the goal is unchanged, its row says what it now loads.
 GOALS = {
     "exactly_once_vs_ceiling": ("processor exactly-once / ceiling", ">=", 0.8),
     "exactly_once_vs_faust": ("processor exactly-once / faust", ">=", 10.0),
     "exactly_once_p99_ms": ("p99 latency at half the maximum rate (ms)", "<=", 100.0),
     "code_table_bootstrap_s": ("full default table loaded (s)", "<=", 3.0),
     "worker_peak_rss_mb": ("worker peak RSS (MB)", "<=", 200.0),
+    "production_table_ready_s": ("production table ready (s)", "<=", 10.0),
+    "production_table_rss_mb": ("production table RSS (MB)", "<=", 400.0),
 }
 
 
@@ -52,18 +56,30 @@ def goals(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     eos = variants.get("processor_exactly_once", {})
     # The latency goal is at half the maximum rate: a run at a fixed --latency-rate does not measure it.
     p99 = None if results["sizes"].get("latency_rate") else (eos.get("latency_ms") or {}).get("p99")
+    # The production goals are for CMS's sizes: a table scaled down (a quick run) does not measure them. RSS is
+    # the loading process's peak (VmHWM), what a memory limit meets, not what it holds once loaded.
+    production = results.get("code_table_production") or {}
+    full_size = production.get("scale") == 1
+    default_table = results.get("code_table") or {}
     values = {
         "exactly_once_vs_ceiling": results["ratios"].get("exactly_once_vs_ceiling"),
         "exactly_once_vs_faust": results["ratios"].get("exactly_once_vs_faust"),
         "exactly_once_p99_ms": p99,
-        "code_table_bootstrap_s": (results.get("code_table") or {}).get("bootstrap_s"),
+        "code_table_bootstrap_s": default_table.get("bootstrap_s"),
         "worker_peak_rss_mb": eos.get("peak_rss_mb"),
+        "production_table_ready_s": production.get("bootstrap_s") if full_size else None,
+        "production_table_rss_mb": production.get("peak_rss_mb") if full_size else None,
     }
     out = {}
     for name, (what, op, target) in GOALS.items():
         value = values[name]
         met = None if value is None else (value >= target if op == ">=" else value <= target)
         out[name] = {"what": what, "target": f"{op} {target:g}", "value": value, "met": met}
+    goal = out["code_table_bootstrap_s"]
+    if default_table.get("records"):
+        goal["what"] = f"full default table loaded (s), {default_table['records'] / 1000:.0f}k records"
+    if goal["met"] is False:
+        goal["note"] = "the goal was set for ICD-10-CM alone (98k records); the table now adds ICD-10-PCS and MCE"
     return out
 
 
@@ -114,14 +130,29 @@ def table(results: dict[str, Any]) -> str:
             f"{_fmt(ct.get('rss_loaded_mb'))} MB ({_fmt(ct.get('rss_before_mb'))} MB before loading); "
             f"a ready worker: {_fmt(ct.get('worker_rss_ready_mb'))} MB",
         ]
+    production = results.get("code_table_production") or {}
+    if "error" in production:
+        lines.append(f"{production['label']}: failed: {production['error']}")
+    elif production:
+        parts = production.get("parts") or {}
+        lines.append(
+            f"{production['label'][:1].upper()}{production['label'][1:]}: {_fmt(production.get('records'))} records "
+            f"({', '.join(f'{name} {_fmt(count)}' for name, count in parts.items())}), "
+            f"{_fmt(production.get('codes'))} code versions; published in {_fmt(production.get('publish_s'), 1)} s; "
+            f"a follower loads it in {_fmt(production.get('bootstrap_s'), 2)} s "
+            f"({_fmt(production.get('process_s'), 1)} s with the process's start) and holds "
+            f"{_fmt(production.get('rss_loaded_mb'))} MB, peak {_fmt(production.get('peak_rss_mb'))} MB"
+        )
     lines += ["", "Ratios (throughput):"]
     for name, value in results["ratios"].items():
         lines.append(f"  {name:<36}{_fmt(value, 2):>8}")
-    lines += ["", "Goals (issue 5):"]
+    lines += ["", "Goals (issues 5 and 12):"]
     for g in results["goals"].values():
         verdict = {True: "met", False: "missed", None: "not measured"}[g["met"]]
         value = g["value"]
-        lines.append(f"  {g['what']:<44}{_fmt(value, 2):>10}  {g['target']:<8} {verdict}")
+        lines.append(f"  {g['what']:<50}{_fmt(value, 2):>10}  {g['target']:<8} {verdict}")
+        if g.get("note"):
+            lines.append(f"    ({g['note']})")
     return "\n".join(lines)
 
 

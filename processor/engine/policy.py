@@ -65,8 +65,7 @@ def policy_from(settings: Mapping[str, Any], name: str = "custom") -> Policy:
                 raise ValueError(f"rules file: [{section}] names an unknown rule {rule_id!r}")
             if value not in _VALUES:
                 raise ValueError(
-                    f"rules file: [{section}] {rule_id} = {value!r}; use 'returned', 'needs_review', 'denied' "
-                    "or 'off'"
+                    f"rules file: [{section}] {rule_id} = {value!r}; use 'returned', 'needs_review', 'denied' or 'off'"
                 )
             if value == "denied" and (section == "order" or not RULES[rule_id].lines):
                 raise ValueError(

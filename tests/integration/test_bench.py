@@ -56,6 +56,22 @@ def test_bench_measures_every_variant_and_writes_json_and_chart(kafka_bootstrap:
     assert table["bootstrap_s"] > 0
     assert table["rss_loaded_mb"] > table["rss_before_mb"]
 
+    # The production-size table (CMS's sizes, or 1/50 of them on a quick run): the default table, HCPCS, NCCI
+    # PTP and MUE records, all published to a topic of its own and loaded by a follower in a fresh process.
+    production = results["code_table_production"]
+    assert "error" not in production, production.get("error")
+    parts = production["parts"]
+    assert parts["default"] == table["records"]
+    assert parts["ncci"] >= 20_000 and parts["mue"] >= 600 and parts["hcpcs"] >= 140
+    assert production["records"] == sum(parts.values())
+    assert production["codes"] > table["codes"]  # its HCPCS codes on top of the default table's
+    assert production["bootstrap_s"] > 0
+    assert production["peak_rss_mb"] >= production["rss_loaded_mb"] > production["rss_before_mb"]
+    measured = production["scale"] == 1  # a scaled-down table does not measure the production goals
+    for goal in ("production_table_ready_s", "production_table_rss_mb"):
+        assert (results["goals"][goal]["value"] is not None) == measured, goal
+    assert "Production-size table" in done.stdout
+
     chart = Path(results["chart"])
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Ratios" in done.stdout and "processor exactly-once" in done.stdout
