@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -87,7 +88,15 @@ class CodeTableFollower:
         topic = self.settings.topics.code_table
         partitions = await partitions_of(consumer, topic)
         log.info("loading the code table from %s", topic)
-        self._read_up_to(await read_to_end(consumer, partitions, self._take))
+        # The initial read builds objects that live as long as the table: the cyclic collector would walk
+        # the growing table again and again (15 % of a 1.2M-record load); nothing read here makes cycles.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._read_up_to(await read_to_end(consumer, partitions, self._take))
+        finally:
+            if collecting:
+                gc.enable()
         while True:
             if not self.loaded.is_set() and len(self.table):
                 log.info("code table loaded: %d codes, version %s", len(self.table), self.table.version)
