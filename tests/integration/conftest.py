@@ -18,8 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from processor.app.metrics import Metrics
 from processor.app.worker import Worker
+from processor.code_table.table import CodeTable
 from processor.config import Settings, Topics
-from processor.kafka.code_table_topic import publish
+from processor.kafka.code_table_topic import CodeTableFollower, publish
 from processor.kafka.topics import ensure_topics, partitions_of
 
 pytestmark = pytest.mark.kafka
@@ -97,6 +98,17 @@ async def counted(worker: Worker, timeout: float = 30.0, **consumed: int) -> Non
         return all(samples.get(("processor_events_consumed_total", (kind,))) == n for kind, n in consumed.items())
 
     await eventually(done, timeout, f"the worker to count {consumed}")
+
+
+async def table_on_topic(settings: Settings) -> CodeTable:
+    """The code table a follower reads from the test's code-table topic, once it has loaded it."""
+    follower = CodeTableFollower(settings)
+    await follower.start()
+    try:
+        await eventually(follower.loaded.is_set, what="the code table to load")
+    finally:
+        await follower.stop()
+    return follower.table
 
 
 async def load_table(settings: Settings, records: Iterable[tuple[str, dict | None]]) -> None:

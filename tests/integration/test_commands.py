@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from processor.kafka.code_table_topic import CodeTableFollower
-from tests.integration.conftest import eventually
+from tests.integration.conftest import table_on_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -28,15 +27,10 @@ async def test_load_csv_publishes_what_the_follower_reads(settings, tmp_path):
                    "CPT,99213,,true,2024-01-01,\nACME,X1,Internal visit,true,2024-01-01,2024-12-31\n")  # fmt: skip
     subprocess.run([sys.executable, "-m", "processor", "load", "csv", str(csv)], env=env_for(settings),
                    check=True, capture_output=True, timeout=120)  # fmt: skip
-    follower = CodeTableFollower(settings)
-    await follower.start()
-    try:
-        await eventually(follower.loaded.is_set, what="the code table to load")
-    finally:
-        await follower.stop()
-    assert follower.table.systems() == {"CPT", "ACME"}
-    assert follower.table.versions("ACME", "X1")[0].valid_to == "2024-12-31"
-    assert follower.table.version == "code-table@0:2"
+    table = await table_on_topic(settings)
+    assert table.systems() == {"CPT", "ACME"}
+    assert table.versions("ACME", "X1")[0].valid_to == "2024-12-31"
+    assert table.version == "code-table@0:2"
 
 
 def test_demo_runs_the_whole_path_and_stops_on_ctrl_c(settings):

@@ -12,11 +12,9 @@ import pytest
 
 from processor.code_table.cms_files import HCPCS_MODIFIER, ReleaseCode
 from processor.code_table.releases import Release, merge_release
-from processor.code_table.table import CodeTable
 from processor.engine import decide
-from processor.kafka.code_table_topic import CodeTableFollower
 from tests.conftest import a_claim
-from tests.integration.conftest import eventually, load_table
+from tests.integration.conftest import load_table, table_on_topic
 from tests.integration.test_commands import env_for
 
 pytestmark = pytest.mark.kafka
@@ -40,16 +38,6 @@ def processor_load(settings, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=180)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done
-
-
-async def table_on_topic(settings) -> CodeTable:
-    follower = CodeTableFollower(settings)
-    await follower.start()
-    try:
-        await eventually(follower.loaded.is_set, what="the code table to load")
-    finally:
-        await follower.stop()
-    return follower.table
 
 
 def hcpcs_claim(code: str, day: str) -> dict:

@@ -12,8 +12,8 @@ from processor.code_table.cms_files import ReleaseCode
 from processor.code_table.releases import Release, merge_release
 from processor.engine import decide
 from tests.conftest import a_claim
-from tests.integration.conftest import load_table
-from tests.integration.test_hcpcs_load import processor_load, table_on_topic
+from tests.integration.conftest import load_table, table_on_topic
+from tests.integration.test_hcpcs_load import processor_load
 
 pytestmark = pytest.mark.kafka
 
