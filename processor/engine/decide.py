@@ -560,12 +560,13 @@ class _Review:
     def fits_patient(self, role: str, at: str, value: str, coded: _Coded, day: str | None) -> None:
         """The age and sex edits of a code on ``day``: CMS's MCE lists where the table holds them for the day,
         and a payer's own limits (the ``age_min``, ``age_max``, ``sex`` of its code records)."""
-        if not day:
+        version, flags = coded.version, coded.mce
+        limited = version.age_min is not None or version.age_max is not None or version.sex is not None
+        if not day or not (flags or coded.cms_sex or limited):  # most codes: no list, no limit to check
             return
         field = f"{at}.code"
         age = _age_on(self.birth, day) if self.birth is not None else None
-        description = coded.version.description or "-"
-        flags = coded.mce
+        description = version.description or "-"
         if flags and age is not None:
             conflict = age_conflict(flags, age, day, self.table.mce_age_range)
             if conflict is not None:
@@ -580,7 +581,6 @@ class _Review:
         elif coded.cms_sex is not None and self.sex in ("M", "F") and self.sex != coded.cms_sex and role == "diagnosis":
             self.fail("diagnosis.sex_list_conflict", field, value, system=coded.system, sex=coded.cms_sex,
                       patient_sex=self.sex, description=description)  # fmt: skip
-        version = coded.version
         if (version.age_min is not None or version.age_max is not None) and age is not None:
             low = version.age_min if version.age_min is not None else 0
             high = version.age_max if version.age_max is not None else 150
