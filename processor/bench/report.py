@@ -140,7 +140,8 @@ def table(results: dict[str, Any]) -> str:
             f"({', '.join(f'{name} {_fmt(count)}' for name, count in parts.items())}), "
             f"{_fmt(production.get('codes'))} code versions; published in {_fmt(production.get('publish_s'), 1)} s; "
             f"a follower loads it in {_fmt(production.get('bootstrap_s'), 2)} s "
-            f"({_fmt(production.get('process_s'), 1)} s with the process's start) and holds "
+            f"({_fmt(production.get('bootstrap_cpu_s'), 2)} s of CPU; "
+            f"{_fmt(production.get('process_s'), 1)} s with the process's start) and holds "
             f"{_fmt(production.get('rss_loaded_mb'))} MB, peak {_fmt(production.get('peak_rss_mb'))} MB"
         )
     lines += ["", "Ratios (throughput):"]

@@ -108,10 +108,11 @@ class CodeTableFollower:
                 self._read_up_to({tp: await consumer.position(tp) for tp in partitions})
 
     def _take(self, tp: TopicPartition, records: Records) -> None:
+        apply = self._apply
         for record in records:
-            self._apply(record.key, record.value)
-            # When the table content last changed, by the broker's clock, not when we read it.
-            self.updated_at = max(self.updated_at, record.timestamp / 1000)
+            apply(record.key, record.value)
+        if records:  # when the table content last changed, by the broker's clock, not when we read it
+            self.updated_at = max(self.updated_at, max(record.timestamp for record in records) / 1000)
 
     def _read_up_to(self, positions: dict[TopicPartition, int]) -> None:
         self._offsets.update({tp.partition: offset for tp, offset in positions.items()})
@@ -123,7 +124,7 @@ class CodeTableFollower:
         try:
             if key is None:
                 raise ValueError("record without a key")
-            self.table.apply(key.decode(), None if value is None else orjson.loads(value))
+            self.table.apply_json(key, value)
         except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as err:
             self.invalid_records += 1
             log.warning("skipped an invalid code-table record (key %r): %s", key, err)

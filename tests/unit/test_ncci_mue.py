@@ -265,6 +265,41 @@ def test_a_key_names_its_place_so_a_tombstone_needs_no_record_and_a_mismatch_is_
     assert table.pair("20610", "20552", "2026-01-01", "hospital") is None and not table.has_pairs
 
 
+def test_records_as_the_topic_holds_them_build_the_same_table_and_a_bad_one_is_refused():
+    """The follower applies the topic's bytes (``apply_json``: edits decode into typed structs); the answers
+    are those of the records applied as dicts, and a record that is not one raises ValueError, as ``apply``."""
+    records = [*loaded("ncci-ptp", PRACTITIONER, "practitioner"), *loaded("mue", [MUE_FILES["dme"]], "dme")]
+    from_dicts = CodeTable().load(records)
+    from_bytes = CodeTable()
+    for key, record in records:
+        from_bytes.apply_json(key.encode(), orjson.dumps(record))
+    for _key, record in records:
+        attributes = record["attributes"]
+        if record["system"] == NCCI:
+            for day in (record["valid_from"], "2026-02-01"):
+                assert from_bytes.pair(attributes["column1"], attributes["column2"], day) == from_dicts.pair(
+                    attributes["column1"], attributes["column2"], day)  # fmt: skip
+        elif record["system"] == MUE:
+            assert from_bytes.mue(attributes["code"], "2026-02-01", "dme") == from_dicts.mue(
+                attributes["code"], "2026-02-01", "dme")  # fmt: skip
+    key, record = next((key, record) for key, record in records if record["system"] == NCCI)
+    for bad in (
+        {**record, "valid_from": "1999-01-01"},  # not the key's date
+        {**record, "code": "99999/99998"},  # not the key's pair
+        {**record, "attributes": {**record["attributes"], "modifier_indicator": 1.5}},  # not a number CMS uses
+        {**record, "attributes": {**record["attributes"], "column1": "11111"}},  # not the key's column 1
+        {**record, "attributes": None},
+    ):
+        with pytest.raises(ValueError):
+            from_bytes.apply_json(key.encode(), orjson.dumps(bad))
+        with pytest.raises(ValueError):
+            from_dicts.apply(key, bad)
+    with pytest.raises(ValueError):
+        from_bytes.apply_json(key.encode(), b"{not json")
+    from_bytes.apply_json(key.encode(), None)  # a tombstone deletes it
+    assert from_bytes.pair(record["attributes"]["column1"], record["attributes"]["column2"], "2026-02-01") is None
+
+
 def test_the_versions_of_a_pair_are_replaced_and_deleted_one_by_one():
     first = ncci_mue.ptp_record("practitioner", ptp_row("96372", "J1100", "2020-01-01", deletion="2024-01-01"))
     second = ncci_mue.ptp_record("practitioner", ptp_row("96372", "J1100", "2024-01-01", indicator="0"))
