@@ -44,12 +44,12 @@ def main() -> None:
     timed = events[args.warmup :]
     durations = []
     clock = time.perf_counter
-    started = clock()
+    started, cpu_started = clock(), time.process_time()
     for kind, raw in timed:
         t = clock()
         handle(kind, raw)
         durations.append(clock() - t)
-    elapsed = clock() - started
+    elapsed, cpu = clock() - started, time.process_time() - cpu_started
     durations.sort()
     n = len(durations)
     memory = memory_mb(os.getpid()) or {}
@@ -57,6 +57,7 @@ def main() -> None:
         "events": n,
         "seconds": round(elapsed, 3),
         "events_per_s": round(n / elapsed, 1) if elapsed else 0.0,
+        "cpu_s_per_100k": round(cpu / n * 100_000, 3) if n else None,
         "latency_ms": {
             "p50": round(durations[n // 2] * 1000, 4) if n else None,
             "p99": round(durations[min(n - 1, int(n * 0.99))] * 1000, 4) if n else None,

@@ -1,4 +1,5 @@
-"""What the numbers were measured on, and how much memory a process holds (from ``/proc``, Linux only)."""
+"""What the numbers were measured on, and how much memory and CPU time a process takes (from ``/proc``, Linux
+only)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,16 @@ def memory_mb(pid: int) -> dict[str, float] | None:
     if "VmRSS" not in values:
         return None
     return {"rss": round(values["VmRSS"], 1), "peak": round(values.get("VmHWM", values["VmRSS"]), 1)}
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time a process has used so far, user and system (``/proc/PID/stat`` fields 14 and 15), in seconds.
+
+    What the bench divides by the events a process decided: unlike events/s, it does not fall when other
+    work on the machine takes the cores, so runs on a busy machine still compare."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -15,6 +15,8 @@ For each variant (the same steps, the same data, the same sizes):
    decides after the gate is counted, over the time after the gate.
 5. latency: events produced at half the measured drain rate (or at ``latency_rate``) for ``latency_seconds``,
    each timed from the producer's send to its decision being visible (read_committed);
+   The CPU time the processes spent over the drain (``/proc``), per 100,000 backlog events, is the figure
+   a busy machine does not distort: events/s falls when other work takes the cores, CPU seconds do not.
 6. peak RSS (VmHWM) of each process, then SIGTERM (SIGKILL after 30 s) and the run's topics are deleted.
 """
 
@@ -37,7 +39,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from processor.bench.data import BenchData, Record, produce, topic_of
-from processor.bench.machine import memory_mb
+from processor.bench.machine import cpu_seconds, memory_mb
 from processor.bench.observe import Observer, group_members, percentiles
 from processor.bench.progress import Progress
 from processor.config import Settings, Topics
@@ -149,6 +151,7 @@ async def run_variant(
         ready_memory = [memory_mb(p.pid) for p in processes]
 
         progress.phase("draining the backlog")
+        cpu_before = [cpu_seconds(p.pid) for p in processes]
         await gate.commit_transaction()
         opened = time.monotonic()
         before_gate = observer.counts["backlog"]
@@ -161,6 +164,9 @@ async def run_variant(
                 raise TimeoutError(f"{variant.label}: {done} of {len(backlog_keys)} decisions after the deadline")
             await asyncio.sleep(0.02)
         drain = _drain_rate([observer.seen[key] for key in backlog_keys], opened)
+        drain["cpu_s_per_100k"] = _cpu_per_100k(
+            cpu_before, [cpu_seconds(p.pid) for p in processes], len(backlog_keys) - before_gate
+        )
         if before_gate:
             drain["decided_before_gate"] = before_gate
 
@@ -184,6 +190,16 @@ async def run_variant(
         "duplicates_seen": observer.records - len(observer.seen),
         "logs": [str(p) for p in logs],
     }
+
+
+def _cpu_per_100k(before: list[float | None], after: list[float | None], events: int) -> float | None:
+    """CPU seconds the measured processes (all of them, for x2) spent per 100,000 events while they drained
+    the backlog: from just before the gate opens to the last decision seen (the idle polls at either end
+    are in it, and are small against a drain of seconds)."""
+    if events <= 0 or None in before or None in after:
+        return None
+    spent = sum(b - a for a, b in zip(before, after, strict=True))  # type: ignore[operator]
+    return round(spent / events * 100_000, 3)
 
 
 def _drain_rate(visible_at: list[float], opened: float) -> dict[str, Any]:

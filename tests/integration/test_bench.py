@@ -46,9 +46,11 @@ def test_bench_measures_every_variant_and_writes_json_and_chart(kafka_bootstrap:
         assert latency["count"] > 0, name
         assert 0 <= latency["p50"] <= latency["p99"] <= latency["max"], name
         assert variant["peak_rss_mb"] > 0, name
+        assert variant["cpu_s_per_100k"] > 0, name  # CPU time per event, from /proc, beside events/s
     assert results["variants"]["processor_exactly_once_2_workers"]["processes"] == 2
     for ratio in ("exactly_once_vs_ceiling", "exactly_once_vs_faust", "at_least_once_vs_ceiling",
-                  "exactly_once_2_workers_vs_faust"):  # fmt: skip
+                  "exactly_once_2_workers_vs_faust", "exactly_once_vs_ceiling_cpu",
+                  "exactly_once_vs_faust_cpu"):  # fmt: skip
         assert results["ratios"][ratio] > 0, ratio
 
     table = results["code_table"]
