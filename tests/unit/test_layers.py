@@ -1,8 +1,9 @@
 """The package map as a test: each part of ``processor`` imports only from its own layer or the layers below.
 
 Bottom to top: the foundations (settings, code systems, contracts, sample events), the code table's data,
-the engine's rules, routing (what a record becomes), the Kafka transport, the application (the worker), and
-the commands. A back arrow (the transport importing the worker, the code table importing Kafka) fails here.
+the engine's rules, the formats submitters speak (X12, HL7 v2 and FHIR, in and out), routing (what a record
+becomes), the Kafka transport, the application (the worker), and the commands. A back arrow (the transport
+importing the worker, the code table importing Kafka) fails here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ LAYERS = [
     {"processor.config", "processor.code_systems", "processor.contracts", "processor.samples"},
     {"processor.code_table"},
     {"processor.engine"},
+    {"processor.formats"},
     {"processor.routing"},
     {"processor.kafka"},
     {"processor.app"},
