@@ -172,25 +172,60 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+# Exit codes of ``processor check``: its input or tables cannot be read (as for a bad flag), or its output
+# was closed early (``| head``: 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped).
+CHECK_CANNOT_READ = 2
+CHECK_OUTPUT_CLOSED = 141
+
+
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from processor.check import check_lines, write_results
+    """No line stops the run (each gets its output line); what does stop it is said in one line on stderr."""
+    import os
+
+    from processor.check import check_lines, read_lines, write_results
     from processor.code_table.sources import build_table
     from processor.engine import load_policy
     from processor.routing import now_iso
 
-    table = build_table(args.codes, default=not args.no_default_table, demo=args.demo_codes)
-    rules = args.rules or settings.rules_file
-    policy = load_policy(rules) if rules else None
-    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
+    def stop(problem: str, code: int = CHECK_CANNOT_READ) -> int:
+        print(f"processor check: {problem}", file=sys.stderr)
+        return code
+
     try:
-        counts = write_results(
-            check_lines(source, table, now_iso(), policy, settings.duplicate_window_days), sys.stdout.buffer
-        )
+        table = build_table(args.codes, default=not args.no_default_table, demo=args.demo_codes)
+        rules = args.rules or settings.rules_file
+        policy = load_policy(rules) if rules else None
+    except OSError as err:
+        return stop(_os_error(err))
+    except ValueError as err:  # a bad CSV row or rules file, named with its file (and row and column)
+        return stop(str(err))
+    try:
+        source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
+    except OSError as err:
+        return stop(_os_error(err))
+    try:
+        lines = check_lines(
+            read_lines(source, settings.max_record_bytes), table, now_iso(), policy,
+            settings.duplicate_window_days, settings.max_record_bytes,
+        )  # fmt: skip
+        counts = write_results(lines, sys.stdout.buffer)
+    except BrokenPipeError:
+        # Nothing more can be written; point stdout at /dev/null so that the flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return stop("the output was closed before the end (a pipe to a reader that stopped)", CHECK_OUTPUT_CLOSED)
+    except OSError as err:  # the input or the output failed on the way (a disk, a device)
+        return stop(f"stopped: {err.strerror or err}")
     finally:
         if source is not sys.stdin.buffer:
             source.close()
     print(", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no events", file=sys.stderr)
     return 0
+
+
+def _os_error(err: OSError) -> str:
+    """An OSError in words, with the file it names: ``cannot read claims.jsonl: No such file or directory``."""
+    where = f" {err.filename}" if err.filename else ""
+    return f"cannot read{where}: {err.strerror or err}"
 
 
 def _load(args: argparse.Namespace, settings: Settings) -> int:
@@ -248,11 +283,14 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
             raise SystemExit(f"processor load mce: {err}") from None
         to_publish = partial(mce.merge_mce, first_day=first_day, last_day=last_day)
     else:
-        records = {
-            "default": lambda: table_records(default=True),
-            "demo": lambda: table_records(default=False, demo=True),
-            "csv": lambda: table_records(default=False, csv_files=[args.file]),
-        }[args.what]()
+        try:  # a CSV file is read, and a bad row named (file, row, column), before connecting
+            records = {
+                "default": lambda: table_records(default=True),
+                "demo": lambda: table_records(default=False, demo=True),
+                "csv": lambda: table_records(default=False, csv_files=[args.file]),
+            }[args.what]()
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"processor load {args.what}: {err}") from None
         to_publish = partial(changed, records)
 
     async def main() -> int:

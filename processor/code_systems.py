@@ -48,14 +48,22 @@ FORMAT_HINTS = {
     CPT: "5 digits, or 4 digits then F, T or U, e.g. 99213 or 0001U",
     LOINC: "digits, a hyphen and a check digit, e.g. 4548-4",
 }
+# The form of a payer's internal codes: any, in printable ASCII.
+INTERNAL_HINT = "letters, digits, spaces and punctuation in ASCII"
 
 _ICD10_SYSTEMS = frozenset({ICD10CM, ICD10PCS})
 _ICD10CM_DOT = re.compile(r"[A-Z][0-9A-Z]{2}\.[0-9A-Z]{1,4}")
 
 
 def normalize(system: str, code: str) -> str:
-    """The form a code is stored and looked up in: trimmed, upper case, ICD-10 without its dot."""
-    code = code.strip().upper()
+    """The form a code is stored and looked up in: ASCII spaces trimmed, upper case, ICD-10 without its dot.
+
+    Nothing else is trimmed or folded: a code with any other character (a tab, a control character, a
+    no-break space, a non-ASCII letter such as the dotless i U+0131, which Python upper-cases to I) keeps it and
+    fails its format, instead of becoming a valid code silently."""
+    code = code.strip(" ")
+    if code.isascii():
+        code = code.upper()
     # Only the printed dot after the third character is removed; other dots stay and fail the format.
     if system in _ICD10_SYSTEMS and "." in code and (system == ICD10PCS or _ICD10CM_DOT.fullmatch(code)):
         code = code.replace(".", "", 1)
@@ -70,8 +78,8 @@ def with_dot(code: str) -> str:
 def is_well_formed(system: str, normalized_code: str) -> bool:
     """True when a normalized code has its system's printed form and, for LOINC, its check digit."""
     pattern = FORMATS.get(system)
-    if pattern is None:
-        return bool(normalized_code)  # internal systems define their own formats
+    if pattern is None:  # internal systems define their own formats, in printable ASCII
+        return bool(normalized_code) and normalized_code.isascii() and normalized_code.isprintable()
     if not pattern.fullmatch(normalized_code):
         return False
     if system == LOINC:

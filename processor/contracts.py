@@ -1,11 +1,21 @@
 """Event contracts: the JSON Schemas of ``schemas/`` and the decoding of raw Kafka values.
 
 ``decode`` turns bytes into a JSON object or raises ``Undecodable`` (the record then goes to the
-dead-letter topic). ``schema_problems`` checks a decoded event against its schema in two steps: msgspec
-types that mirror the schemas answer the common, valid case in a few microseconds (a twelfth of a compiled
-JSON Schema validator's time); only an event they refuse pays for the JSON Schema validator, which is the
-authority and lists every problem with the path of the field that failed. The mirror may be stricter than
-the schemas (then the validator decides) but never looser: tests/unit/test_schemas.py checks it.
+dead-letter topic): not JSON, not an object, or nested deeper than ``MAX_DEPTH`` (the schemas need four
+levels; the limit keeps every decoded event within what the encoder writes back in its decision).
+``schema_problems`` checks a decoded event against its schema in two steps: msgspec types that mirror the
+schemas answer the common, valid case in a few microseconds (a twelfth of a compiled JSON Schema
+validator's time); only an event they refuse pays for the JSON Schema validator, which is the authority and
+lists the problems with the path of the field that failed. The mirror may be stricter than the schemas
+(then the validator decides) but never looser: tests/unit/test_schemas.py checks it.
+
+The validator reads the schemas as JSON Schema means them, where Python's defaults differ: a ``pattern``
+is an ECMA-262 regular expression, whose ``$`` is the end of the text (Python's also matches before a final
+newline, which would let ``"25\\n"`` pass as a modifier); an ``integer`` is written as one (``1``, not
+``1.0``, which JSON Schema counts as an integer but the engine could not use as an index). It stops at the
+first size error (too many items, too long a text): an array over its ``maxItems`` is not walked item by
+item, so a huge record costs no more than a small one. ``real_datetime`` says whether a ``datetime`` of the
+schemas names a real instant (the pattern gives its shape only).
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,22 +52,96 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _full_validator(kind: str) -> jsonschema.Draft202012Validator:
+def _ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema's ``pattern`` compiled to mean what ECMA-262 says: ``$`` (outside a character class) is the
+    end of the text, and the digit and word classes are ASCII."""
+    translated, in_class, escaped = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        translated.append(char)
+    return re.compile("".join(translated), re.ASCII)
+
+
+# Keywords the validator runs its own way. Their messages never quote the value (jsonschema's write out its
+# repr: a walk over a huge array just to word an error); ``_describe`` words the reason from the keyword.
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    if isinstance(instance, str) and not _ecma_pattern(pattern).search(instance):
+        yield jsonschema.ValidationError("does not match its pattern")
+
+
+def _type(validator: Any, types: str | list[str], instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    names = [types] if isinstance(types, str) else types
+    if not any(validator.is_type(instance, name) for name in names):
+        yield jsonschema.ValidationError(f"is not of type {', '.join(names)}")
+
+
+def _max_items(validator: Any, limit: int, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    if isinstance(instance, list) and len(instance) > limit:
+        yield jsonschema.ValidationError(f"has more than {limit} items")
+
+
+def _max_length(validator: Any, limit: int, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    if isinstance(instance, str) and len(instance) > limit:
+        yield jsonschema.ValidationError(f"has more than {limit} characters")
+
+
+_draft_items = jsonschema.Draft202012Validator.VALIDATORS["items"]
+
+
+def _items(validator: Any, items: Any, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    limit = schema.get("maxItems")
+    if isinstance(instance, list) and isinstance(limit, int) and len(instance) > limit:
+        return  # too many items: that error is the answer, not one per item
+    yield from _draft_items(validator, items, instance, schema)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    validators={
+        "pattern": _pattern,
+        "type": _type,
+        "maxItems": _max_items,
+        "maxLength": _max_length,
+        "items": _items,
+    },
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, instance: type(instance) is int
+    ),
+)
+
+
+@functools.cache
+def _full_validator(kind: str) -> Any:
     # Every schema registered up front: a retrieving registry would rebuild common.schema.json per event.
     names = [path.name.removesuffix(".schema.json") for path in schema_dir().glob("*.schema.json")]
     registry: referencing.Registry = referencing.Registry().with_resources(
         (SCHEMA_BASE_URI + f"{name}.schema.json", referencing.Resource.from_contents(load_schema(name)))
         for name in names
     )
-    return jsonschema.Draft202012Validator(load_schema(kind), registry=registry)
+    return _Validator(load_schema(kind), registry=registry)
 
 
 class Undecodable(ValueError):
     """A record value that is not a JSON object. Its message never quotes the record's content."""
 
 
+# How deep a record's JSON may nest (the event object is level 1). The schemas need 4 levels (a claim, its
+# lines, a line, its modifiers); the encoder refuses past 254, and a decision record holds its event one
+# level down. orjson itself decodes up to 1024.
+MAX_DEPTH = 64
+
+
 def decode(raw: bytes | None) -> dict[str, Any]:
-    """Parse one record value into a JSON object, or raise ``Undecodable``."""
+    """Parse one record value into a JSON object nested at most ``MAX_DEPTH`` deep, or raise ``Undecodable``."""
     if raw is None:
         raise Undecodable("record value is null")
     try:
@@ -66,7 +151,23 @@ def decode(raw: bytes | None) -> dict[str, Any]:
         raise Undecodable(f"not valid UTF-8 JSON: {err}") from None
     if not isinstance(value, dict):
         raise Undecodable(f"JSON value is a {type(value).__name__}, not an object")
+    # A record with fewer brackets than the limit cannot nest past it: most are walked no further.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        raise Undecodable(f"JSON is nested more than {MAX_DEPTH} levels deep")
     return value
+
+
+def _deeper_than(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    """True when ``value`` holds objects or arrays more than ``limit`` levels deep (``value`` is level 1)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
 
 def event_id(event: dict[str, Any], kind: str) -> str | None:
@@ -106,6 +207,9 @@ def schema_problems(event: dict[str, Any], kind: str) -> list[SchemaProblem]:
     return sorted(itertools.islice(_problems(event, kind), MAX_PROBLEMS), key=lambda p: p.field)
 
 
+_SIZE_ERRORS = frozenset({"maxItems", "maxLength", "maxProperties"})
+
+
 def _problems(event: dict[str, Any], kind: str) -> Iterator[SchemaProblem]:
     for error in _full_validator(kind).iter_errors(event):
         path = _path(error.absolute_path)
@@ -116,6 +220,8 @@ def _problems(event: dict[str, Any], kind: str) -> Iterator[SchemaProblem]:
             yield SchemaProblem(f"{path}.{name}" if path else name, None, "is required")
         else:
             yield SchemaProblem(path or "(event)", _bounded(error.instance), _describe(error))
+        if error.validator in _SIZE_ERRORS:
+            return  # the first size error ends the search: a huge event costs what a small one does
 
 
 def _path(parts: Any) -> str:
@@ -128,6 +234,8 @@ def _path(parts: Any) -> str:
 def _describe(error: jsonschema.ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     match error.validator:
+        case "type" if error.validator_value == "integer":
+            return "must be of type integer, written without a fraction (1, not 1.0)"
         case "type":
             return f"must be of type {error.validator_value}"
         case "enum":
@@ -165,17 +273,40 @@ def _bounded(value: Any) -> Any:
     return value
 
 
-# The mirror of schemas/claim.schema.json, order.schema.json and common.schema.json, as msgspec types.
+# When a schema's datetime names a real instant: a date on the calendar, a time on the clock, an offset under
+# 24 hours, in these years (far from year 1 and 9999, where date arithmetic overflows; no claim is
+# submitted outside them).
+DATETIME_YEARS = range(1900, 2200)
+_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def real_datetime(value: Any) -> datetime | None:
+    """The instant a ``datetime`` of the schemas names (``2025-11-03T10:00:00Z``), or None when ``value`` is not
+    one: not of that form, not on the calendar or the clock (``2025-11-31``, ``T25:61``), or outside
+    ``DATETIME_YEARS``."""
+    if not isinstance(value, str) or not _DATETIME.fullmatch(value):
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return instant if instant.year in DATETIME_YEARS else None
+
+
+# The mirror of schemas/claim.schema.json, order.schema.json and common.schema.json, as msgspec types. msgspec
+# runs a pattern with Python's re.search: \Z, not $, is the end of the text.
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 _Code = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
-_Date = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+_Date = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")]
 _DateTime = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:[0-9]{2})\Z"
     ),
 ]
-_Modifier = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z]{2}$")]
+_Modifier = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z]{2}\Z")]
 _Pointer = Annotated[int, msgspec.Meta(ge=1, le=25)]
 
 
@@ -201,7 +332,7 @@ class _Line(msgspec.Struct):
     service_date: _Date
     modifiers: Annotated[list[_Modifier], msgspec.Meta(max_length=4)] = []
     diagnosis_pointers: Annotated[list[_Pointer], msgspec.Meta(max_length=12)] = []
-    revenue_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")] | msgspec.UnsetType = msgspec.UNSET
+    revenue_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}\Z")] | msgspec.UnsetType = msgspec.UNSET
 
 
 class _Procedure(msgspec.Struct):
@@ -222,7 +353,7 @@ class _Claim(msgspec.Struct):
     claim_type: Literal["professional", "outpatient", "inpatient"] | msgspec.UnsetType = msgspec.UNSET
     admission_date: _Date | msgspec.UnsetType = msgspec.UNSET
     discharge_date: _Date | msgspec.UnsetType = msgspec.UNSET
-    discharge_status: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}$")] | msgspec.UnsetType = msgspec.UNSET
+    discharge_status: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}\Z")] | msgspec.UnsetType = msgspec.UNSET
     admitting_diagnosis: _Coded | msgspec.UnsetType = msgspec.UNSET
     procedures: Annotated[list[_Procedure], msgspec.Meta(max_length=25)] = []
 

@@ -2,10 +2,10 @@
 dead letter. Pure: no I/O (an engine failure is logged, never raised).
 
 ``decide_value`` takes a record value to ``Decided`` (the decision and its encoded record) or ``Refused``
-(why no decision can be made: too large, not a JSON object, not a claim or an order, or a bug in the engine;
-the message never quotes the content). ``Router`` adds where the result goes: the outcome topic or the
-dead-letter topic, the key (the event id, else the input's key) and the partition number (the input's,
-so the outputs keep the inputs' partitioning and order). The worker, ``processor check``, the benchmark's
+(why no decision can be made: too large or nested too deep, not a JSON object, not a claim or an order, or a
+bug in the engine; the message never quotes the content). ``Router`` adds where the result goes: the outcome
+topic or the dead-letter topic, the key (the event id, else the input's key) and the partition number (the
+input's, so the outputs keep the inputs' partitioning and order). The worker, ``processor check``, the benchmark's
 engine-alone loop and the Faust agent all decide records through here, so they cannot drift apart.
 """
 
@@ -22,7 +22,7 @@ import orjson
 
 from processor.code_table.table import CodeTable
 from processor.config import Topics
-from processor.contracts import Undecodable, decode, infer_kind
+from processor.contracts import Undecodable, decode, infer_kind, real_datetime
 from processor.engine import Decision, Outcome, Policy, decide
 from processor.engine.duplicates import Seen, SeenClaims
 
@@ -98,14 +98,14 @@ def decide_value(
         if kind is None:
             return Refused("neither a claim (claim_id) nor a lab order (order_id)")
         duplicate = seen = None
-        if window is not None and kind == "claim":
+        # Only a real submission time reaches the window's date arithmetic; the engine returns the claim for
+        # any other (date.invalid_datetime).
+        if window is not None and kind == "claim" and real_datetime(event.get("submitted_at")) is not None:
             duplicate, seen = window.check(event, seen_at)
         decision = decide(event, kind, table, policy, duplicate)
         return Decided(decision, orjson.dumps(decision.as_record(event, decided_at, source)), seen)
-    except Undecodable as err:
+    except Undecodable as err:  # decode also refuses what the encoder could not write back (MAX_DEPTH)
         return Refused(str(err))
-    except orjson.JSONEncodeError:
-        return Refused("event is nested too deeply to re-encode")
     except Exception as err:  # a bug must not stop the caller: keep the record, log where, not what
         frames = "".join(traceback.format_tb(err.__traceback__))
         log.error("engine failed on %s: %s\n%s", source, type(err).__name__, frames)

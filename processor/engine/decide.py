@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from processor import code_systems as codes
 from processor.code_table.table import CodeTable, CodeVersion, in_range
-from processor.contracts import event_id, schema_problems
+from processor.contracts import DATETIME_YEARS, event_id, real_datetime, schema_problems
 from processor.engine.decision import Decision, Reason
 from processor.engine.duplicates import Duplicate
 from processor.engine.mce import Stay, age_conflict, limited_coverage, non_covered
@@ -54,6 +54,10 @@ _CPT_MODIFIERS = ("cpt-modifiers-loaded",)  # the memo's key for whether a payer
 _MCE_SYSTEMS = frozenset({codes.ICD10CM, codes.ICD10PCS})
 # Before FY2025 CMS's MCE took an unknown sex as a conflict with a sex list; from 2024-10-01 it does not.
 _UNKNOWN_SEX_VALID_FROM = "2024-10-01"
+# The oldest a patient can be: CMS's MCE takes ages 0 to 124 (its adult list ends at 124). A birth date 125
+# years or more before a date of service is a typo, and no age edit can be judged on it.
+MAX_AGE = 124
+_DATETIME_YEARS = f"{DATETIME_YEARS.start} to {DATETIME_YEARS.stop - 1}"
 
 
 def decide(
@@ -114,14 +118,16 @@ class _Failure(NamedTuple):
 
 def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     claim_type = claim.get("claim_type", PROFESSIONAL)
-    review.line_numbers = [line["line_number"] for line in claim.get("lines", ())]
+    lines = claim.get("lines", ())
+    review.line_numbers = numbers = [line["line_number"] for line in lines]
+    if len(set(numbers)) < len(numbers):
+        _review_line_numbers(numbers, review)
     review.npi("billing_provider.npi", claim["billing_provider"]["npi"])
     birth = review.patient(claim["patient"])
-    submitted = claim["submitted_at"]
-    lines = claim.get("lines", ())
+    submitted = review.submitted("submitted_at", claim["submitted_at"])
     diagnoses = claim["diagnoses"]
     count = len(diagnoses)
-    discharge = _review_stay(claim, review) if claim_type == INPATIENT else None
+    discharge = _review_stay(claim, submitted, review) if claim_type == INPATIENT else None
     line_days: list[str | None] = []
     # Outside a stay, a diagnosis must be valid on the dates of service of the lines that point at it; one
     # that no line points at, on the claim's first date of service. On a stay, every code on the discharge date.
@@ -131,7 +137,7 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
         if day is not None:
             if birth is not None and day < birth:
                 review.fail("date.before_birth", f"lines[{i}].service_date", day)
-            if day > submitted[:10]:
+            if submitted is not None and day > submitted[:10]:
                 review.fail("date.after_submission", f"lines[{i}].service_date", day, submitted=submitted)
         line_days.append(day)
         for k, pointer in enumerate(line.get("diagnosis_pointers", ())):
@@ -140,6 +146,7 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
             elif day is not None:
                 days_of.setdefault(pointer - 1, set()).add(day)
     first_day = min((d for d in line_days if d is not None), default=None)
+    review.born_within(MAX_AGE, max((d for d in (*line_days, discharge) if d is not None), default=None))
     dx: list[_Coded | None] = []
     for i, diagnosis in enumerate(diagnoses):
         if claim_type == INPATIENT:
@@ -165,10 +172,11 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
         modifiers.append(mods)
         if "59" in mods and mods & _X_MODIFIERS:
             review.fail("modifier.invalid_combination", f"lines[{i}].modifiers", line["modifiers"])
+        if day is not None:  # a modifier is checked against the table's list whatever becomes of the code
+            review.modifiers_valid(i, line.get("modifiers", ()), day)
         if coded is None or day is None:
             continue
         review.fits_patient("procedure", f"lines[{i}]", line["code"], coded, day)
-        review.modifiers_valid(i, line.get("modifiers", ()), day)
         if table.has_coverage_policy:
             pointers = [p - 1 for p in line.get("diagnosis_pointers", ()) if p <= count] or range(count)
             review.supported(f"lines[{i}].code", line["code"], coded, [dx[p] for p in pointers], day)
@@ -176,6 +184,16 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
         _review_units(lines, line_days, coded_lines, _MUE_TABLE[claim_type], review)
     if table.has_pairs and claim_type in _NCCI_TABLE:
         _review_pairs(lines, line_days, coded_lines, modifiers, _NCCI_TABLE[claim_type], review)
+
+
+def _review_line_numbers(numbers: list[int], review: _Review) -> None:
+    """Each line of a claim has its own number: a denial, an NCCI pair or a remittance names the line by it."""
+    first: dict[int, int] = {}
+    for i, number in enumerate(numbers):
+        if number in first:
+            review.fail("line.duplicate_number", f"lines[{i}].line_number", number, other=f"lines[{first[number]}]")
+        else:
+            first[number] = i
 
 
 def _review_units(
@@ -217,17 +235,17 @@ def _over_mue(review: _Review, lines: Sequence[dict[str, Any]], indexes: list[in
                     rationale=rationale)  # fmt: skip
 
 
-def _review_stay(claim: dict[str, Any], review: _Review) -> str | None:
-    """The dates of an inpatient stay; returns the discharge date when it is a real date (its code set and
-    MCE lists apply to every code of the claim)."""
+def _review_stay(claim: dict[str, Any], submitted: str | None, review: _Review) -> str | None:
+    """The dates of an inpatient stay (``submitted``: the claim's ``submitted_at``, None when it is no real
+    date and time); returns the discharge date when it is a real date (its code set and MCE lists apply to
+    every code of the claim)."""
     admission = review.day("admission_date", claim["admission_date"])
     discharge = review.day("discharge_date", claim["discharge_date"])
     if admission is not None and review.birth is not None and admission < review.birth:
         review.fail("date.before_birth", "admission_date", admission)
     if admission is not None and discharge is not None and discharge < admission:
         review.fail("date.discharge_before_admission", "discharge_date", discharge, admission=admission)
-    submitted = claim["submitted_at"]
-    if discharge is not None and discharge > submitted[:10]:
+    if discharge is not None and submitted is not None and discharge > submitted[:10]:
         review.fail("date.after_submission", "discharge_date", discharge, submitted=submitted)
     return discharge
 
@@ -324,6 +342,7 @@ def _review_order(order: dict[str, Any], review: _Review) -> None:
     day = review.day("collection_date", order["collection_date"])
     if day is not None and birth is not None and day < birth:
         review.fail("date.before_birth", "collection_date", day)
+    review.born_within(MAX_AGE, day)
     days = (day,)
     tests = [review.code("test", f"tests[{i}]", t["system"], t["code"], days) for i, t in enumerate(order["tests"])]
     dx: list[_Coded | None] = []
@@ -453,11 +472,25 @@ class _Review:
         self.fail("date.invalid", field, value)
         return None
 
+    def submitted(self, field: str, value: str) -> str | None:
+        """``value`` when it is a real date and time (the schema gives its form only), else a reason and None."""
+        if real_datetime(value) is not None:
+            return value
+        self.fail("date.invalid_datetime", field, value, years=_DATETIME_YEARS)
+        return None
+
     def patient(self, patient: dict[str, Any]) -> str | None:
         """Remember the patient's birth date (when it is a date) and sex for the age and sex edits."""
         self.birth = self.day("patient.birth_date", patient["birth_date"])
         self.sex = patient["sex"]  # M, F or U
         return self.birth
+
+    def born_within(self, years: int, day: str | None) -> None:
+        """A birth date more than ``years`` years before ``day`` (the event's last date of service) is a reason,
+        and is no longer used: no age edit is judged on it. The message leaves the birth date out."""
+        if self.birth is not None and day is not None and self.birth <= _birthday_aged(years + 1, day):
+            self.fail("date.birth_too_early", "patient.birth_date", self.birth, day=day, years=years)
+            self.birth = None
 
     def npi(self, field: str, value: str) -> None:
         if not codes.is_valid_npi(value):
@@ -494,7 +527,7 @@ class _Review:
             return _Failure(rules.system_unknown, "system", system, {"expected": expected})
         normalized = codes.normalize(system, code)
         if not codes.is_well_formed(system, normalized):
-            hint = codes.FORMAT_HINTS.get(system, "")
+            hint = codes.FORMAT_HINTS.get(system, codes.INTERNAL_HINT)
             return _Failure(rules.malformed, "code", code, {"system": system, "hint": hint})
         if not table.has_system(system):
             return _Failure(rules.system_not_loaded, "code", code, {"system": system})
@@ -650,6 +683,13 @@ def _version_on(versions: tuple[CodeVersion, ...], day: str | None) -> CodeVersi
 
 def _validity(versions: tuple[CodeVersion, ...]) -> str:
     return "; ".join(f"valid {v.valid_from} to {v.valid_to or 'now'}" for v in versions)
+
+
+@functools.lru_cache(maxsize=4096)
+def _birthday_aged(age: int, day: str) -> str:
+    """The latest birth date of a patient who is ``age`` or older on ``day`` (ISO dates compare as strings, as
+    ``_age_on`` compares them): the same month and day, ``age`` years before."""
+    return f"{int(day[:4]) - age:04d}{day[4:]}"
 
 
 def _age_on(birth: str, day: str) -> int:

@@ -148,8 +148,9 @@ _SEX_REVIEW = "Check the patient's sex and whether {value!r} fits it."
 # The meaning of every code below, and where it was looked up: tests/unit/test_answers.py and docs/rules.md.
 # fmt: off
 RULES: dict[str, Rule] = {rule.id: rule for rule in (
-    # Structure: the event against its JSON Schema (450 lines at most: the IOCE cap), dates that parse and
-    # make sense, pointers that point at something.
+    # Structure: the event against its JSON Schema (450 lines at most: the IOCE cap), dates and times that are
+    # real and make sense (a birth date within a lifetime), line numbers used once, pointers that point at
+    # something.
     Rule("event.missing_field", RETURNED, RETURNED, stc("A6:21"), "16", "MA130",
          "{field} is required but missing. Add it and resubmit.", hl7_condition="101"),
     Rule("event.invalid_field", RETURNED, RETURNED, stc("A7:21"), "16", "MA130",
@@ -157,6 +158,15 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("date.invalid", RETURNED, RETURNED, stc("A7:21"), "16", "MA130",
          "{field} is {value!r}, which is not a calendar date. Use a real date as YYYY-MM-DD and resubmit.",
          hl7_condition="102"),
+    Rule("date.invalid_datetime", RETURNED, RETURNED, stc("A7:21"), "16", "MA130",
+         "{field} is {value!r}, which is not a real date and time in the years {years}. Use a date on the "
+         "calendar and a time on the clock, as YYYY-MM-DDThh:mm:ssZ or with an offset (-05:00), and resubmit.",
+         hl7_condition="102"),
+    Rule("date.birth_too_early", RETURNED, REVIEW, stc("A7:158:QC"), "16", "N329",
+         "{field} is more than {years} years before the date of service {day}: no patient is that old. Check "
+         "the patient's birth date, correct it and resubmit.",
+         review="Check the patient's birth date with the submitter (for an order, the ordering doctor): it is "
+                "more than {years} years before {day}."),
     Rule("date.before_birth", RETURNED, REVIEW, stc("A8:158:QC"), "14", "N329",
          "{field} is {value!r}, before the patient's birth date. Check the date of service and the birth "
          "date, correct them and resubmit.",
@@ -170,6 +180,9 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("line.pointer_invalid", RETURNED, RETURNED, stc("A8:477"), "16", "M76",
          "{field} is {value!r}, but the claim has only {count} diagnoses. Point at a diagnosis on the claim "
          "(1 to {count}) and resubmit.", lines=True),
+    Rule("line.duplicate_number", RETURNED, RETURNED, stc("A7:21"), "16", "MA130",
+         "{field} is {value!r}, the line number of {other} too. Give each line of the claim its own number "
+         "and resubmit."),
     Rule("npi.invalid", RETURNED, REVIEW, stc("A7:562:85"), "16", "N257",
          "{field} is {value!r}, which is not a valid NPI (10 digits starting with 1 or 2, ending in a "
          "Luhn check digit). Check the provider's NPI in NPPES and resubmit.",

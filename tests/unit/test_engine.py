@@ -289,6 +289,31 @@ CLAIM_CASES = [
         [("line.pointer_invalid", "lines[0].diagnosis_pointers[1]", 3)],
     ),
     (
+        "two lines with one line number are returned: a denial names a line by its number",
+        {"lines": [line("99213"), line("36415", number=2), line("J1100", "HCPCS", number=1)]},
+        "returned",
+        [("line.duplicate_number", "lines[2].line_number", 1)],
+    ),
+    (
+        "a submission time that is not on the calendar is returned",
+        {"submitted_at": "2025-11-31T10:00:00Z"},
+        "returned",
+        [("date.invalid_datetime", "submitted_at", "2025-11-31T10:00:00Z")],
+    ),
+    (
+        "a submission time that is not on the clock is returned",
+        {"submitted_at": "2025-11-03T25:61:61Z"},
+        "returned",
+        [("date.invalid_datetime", "submitted_at", "2025-11-03T25:61:61Z")],
+    ),
+    (
+        "a birth date 225 years before the date of service is returned, and no age edit is judged on it",
+        {"patient": born("1800-11-03"), "diagnoses": dx("O80")},
+        "returned",
+        [("date.birth_too_early", "patient.birth_date", "1800-11-03")],
+    ),
+    ("a patient of 124 is the oldest the MCE knows", {"patient": born("1901-11-03")}, "accepted", []),
+    (
         "a date after the last loaded ICD-10-CM release (FY2026) goes to review, not returned",
         {"diagnoses": dx("E11.9"), "lines": [line("99213", day="2026-10-01")], "submitted_at": "2026-10-02T09:00:00Z"},
         "needs_review",
@@ -476,7 +501,7 @@ def test_claim(small_table, why, changes, outcome, expected):
 
 
 def test_an_unknown_code_of_a_loaded_system_is_returned(small_table):
-    decision = decide(a_claim(lines=[line("E0114", "HCPCS"), line("99213")]), "claim", small_table)
+    decision = decide(a_claim(lines=[line("E0114", "HCPCS"), line("99213", number=2)]), "claim", small_table)
     assert decision.outcome == "returned"
     assert [(r.id, r.field, r.value) for r in decision.reasons] == [
         ("procedure.not_in_table", "lines[0].code", "E0114")
@@ -545,6 +570,12 @@ ORDER_CASES = [
         {"patient": born("2025-12-01")},
         "needs_review",
         [("date.before_birth", "collection_date", "2025-11-03")],
+    ),
+    (
+        "a birth date 125 years before the collection date goes to review (the lab asks the doctor)",
+        {"patient": born("1900-11-03")},
+        "needs_review",
+        [("date.birth_too_early", "patient.birth_date", "1900-11-03")],
     ),
     (
         "a collection date no loaded release covers goes to review",
@@ -712,7 +743,10 @@ def test_messages_name_the_field_the_value_and_what_to_do(small_table):
 def test_diagnosis_is_checked_on_the_dates_of_the_lines_that_point_at_it(small_table):
     claim = a_claim(
         diagnoses=dx("I10", "E11.A"),
-        lines=[line("99213", day="2025-09-30", pointers=(1,)), line("99213", day="2025-10-01", pointers=(2,))],
+        lines=[
+            line("99213", day="2025-09-30", pointers=(1,)),
+            line("99213", day="2025-10-01", pointers=(2,), number=2),
+        ],
     )
     assert decide(claim, "claim", small_table).outcome == "accepted"
 
