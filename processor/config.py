@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
@@ -171,6 +172,9 @@ class Settings:
     shutdown_timeout_s: int = _number(30, 0)
     # Claims repeated within this many days are duplicates (exact: returned; suspect: review); 0 turns it off.
     duplicate_window_days: int = _number(30, 0)
+    # Where the worker keeps its local state: the duplicate window of each claims partition it owns, on disk
+    # (<state_dir>/<group_id>/<changelog topic>-<partition>/). A restart on the same directory reopens it.
+    state_dir: str = field(default_factory=lambda: os.path.join(tempfile.gettempdir(), "medical-coding-processor"))
     # A TOML file that changes rule outcomes per payer (see docs/rules.md, "Configuring outcomes"); None: defaults.
     rules_file: str | None = None
 
@@ -183,6 +187,8 @@ class Settings:
                 object.__setattr__(self, f.name, _one_of(type(f.default), _env_name(f.name), value))
             elif "range" in f.metadata:
                 object.__setattr__(self, f.name, _whole_number(_env_name(f.name), value, *f.metadata["range"]))
+        if not self.state_dir.strip():
+            raise SettingsError(f"PROCESSOR_STATE_DIR must name a directory, not {self.state_dir!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

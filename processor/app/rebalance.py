@@ -2,12 +2,13 @@
 
 aiokafka guarantees that every member runs ``on_partitions_revoked`` before any member runs
 ``on_partitions_assigned``, and that no records are fetched during either. On revocation we settle the batch
-in flight (its transactions commit or abort), then close the partitions' producers and forget their offsets
-and duplicate windows. On assignment we first open the producers (fencing any zombie that still holds the
-transactional ids and aborting its open transaction), and only then read the committed offsets, which
-nothing can change any more, seek to them, and rebuild the duplicate windows. Both hold the offset ledger's
-lock, so no batch is decided or delivered meanwhile, and both bump its generation, so a batch fetched before
-the rebalance is dropped and read again.
+in flight (its transactions commit or abort), then close the partitions' producers, forget their offsets and
+close their duplicate windows (their stores stay on disk). On assignment we first open the producers (fencing
+any zombie that still holds the transactional ids and aborting its open transaction), and only then read the
+committed offsets, which nothing can change any more, seek to them, and restore the duplicate windows (from
+their local checkpoints and the changelog's tail). Both hold the offset ledger's lock, so no batch is decided
+or delivered meanwhile, and both bump its generation, so a batch fetched before the rebalance is dropped and
+read again.
 
 The offset look-ups ride out a lost broker: they are retried with backoff until a deadline; a partition still
 without an offset then is left undecided while the worker rejoins the group to be assigned it again.

@@ -183,6 +183,7 @@ class Worker:
                 self._consumer.seek(part.tp, part.first_offset)
                 rewound.add(part.tp)
         self.ledger.settled(flight, rewound)
+        self.windows.settled(flight.parts, rewound)  # a window keeps what was delivered, forgets the rest
         self.sensor.on_batch_delivered(flight.tallies, time.time() * 1000)
         for part in flight.parts:
             highwater = self._consumer.highwater(part.tp)

@@ -25,7 +25,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from processor.bench import machine, report
+from processor.bench import machine, report, window_cost
 from processor.bench.data import BenchData
 from processor.bench.progress import Progress
 from processor.bench.runner import CEILING, FAUST, Variant, processor_variant, run_variant, settings_env
@@ -36,7 +36,7 @@ from processor.kafka.delivery import send_batched
 from processor.kafka.topics import CODE_TABLE_CONFIG
 from processor.routing import Message
 
-VARIANT_NAMES = ("engine", "ceiling", "exactly_once", "at_least_once", "faust")
+VARIANT_NAMES = ("engine", "ceiling", "exactly_once", "at_least_once", "faust", "window")
 
 
 @dataclass
@@ -56,10 +56,19 @@ class BenchOptions:
     # ``production_scale`` shrinks its generated part (``production_table.QUICK_SCALE``, 1/50, for quick runs).
     production_table: bool = True
     production_scale: float = 1.0
+    # The duplicate window's row (``window_cost``): the entries of the window restored; None: 10 million, or
+    # ``window_cost.QUICK_ENTRIES`` when the production table is scaled down too (a quick run).
+    window_entries: int | None = None
 
     @property
     def warmup_events(self) -> int:
         return self.warmup if self.warmup is not None else max(200, self.events // 10)
+
+    @property
+    def window_size(self) -> int:
+        if self.window_entries is not None:
+            return self.window_entries
+        return window_cost.ENTRIES if self.production_scale >= 1 else window_cost.QUICK_ENTRIES
 
 
 def run_bench(settings: Settings, options: BenchOptions, use_local_broker: bool) -> int:
@@ -77,11 +86,15 @@ def run_bench(settings: Settings, options: BenchOptions, use_local_broker: bool)
         broker = LocalBroker()
         settings = replace(settings, bootstrap_servers=broker.start())
     try:
-        results = asyncio.run(_run(settings, options, "local" if broker else "given"))
+        # The workers' duplicate windows (and the window row's stores) live here for the run only.
+        with tempfile.TemporaryDirectory(prefix="processor-bench-state-") as state_dir:
+            settings = replace(settings, state_dir=state_dir)
+            results = asyncio.run(_run(settings, options, "local" if broker else "given"))
     finally:
         if broker is not None:
             broker.remove()
-    failed = [v for v in (*results["variants"].values(), results.get("code_table_production") or {}) if "error" in v]
+    extra = (results.get("code_table_production") or {}, results.get("window") or {})
+    failed = [v for v in (*results["variants"].values(), *extra) if "error" in v]
     return 1 if failed else 0
 
 
@@ -111,7 +124,10 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
     log_dir.mkdir(parents=True, exist_ok=True)
     variants = _broker_variants(options)
     warm_broker = broker_kind == "local" and bool(variants)
-    progress = Progress(steps=3 + options.production_table + len(variants) + ("engine" in options.only) + warm_broker)
+    window = "window" in options.only
+    progress = Progress(
+        steps=3 + options.production_table + len(variants) + ("engine" in options.only) + warm_broker + window
+    )
     results: dict[str, Any] = {
         "schema": 1,
         "started_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -127,6 +143,7 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
             "batch_max_records": settings.batch_max_records,
             "linger_ms": settings.linger_ms,
             "production_table_scale": options.production_scale if options.production_table else None,
+            "window_entries": options.window_size if "window" in options.only else None,
         },
         "variants": {},
     }
@@ -173,6 +190,14 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
             except Exception as err:  # one variant failing must not lose the others' figures
                 progress.note(f"failed: {err}")
                 results["variants"][variant.id] = {"label": variant.label, "error": str(err)}
+        if window:
+            progress.begin("duplicate window")
+            try:
+                work_dir = Path(settings.state_dir) / "window-cost"
+                results["window"] = await window_cost.measure(settings, run_id, options.window_size, work_dir, progress)
+            except Exception as err:  # like a variant's failure, it must not lose the figures before it
+                progress.note(f"failed: {err}")
+                results["window"] = {"error": str(err)}
     finally:
         await _delete_topic(settings, settings.topics.code_table)
 

@@ -44,7 +44,9 @@ def load_average() -> list[float] | None:
 
 
 def memory_mb(pid: int) -> dict[str, float] | None:
-    """Resident memory of a running process in MB: ``rss`` now and ``peak`` (VmHWM, the high-water mark)."""
+    """Resident memory of a running process in MB: ``rss`` now and ``peak`` (VmHWM, the high-water mark), and
+    ``rss`` split into ``anon`` (the process's own memory) and ``file`` (mapped files' pages, e.g. an LMDB
+    store's, which the kernel may drop and read again)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -52,11 +54,14 @@ def memory_mb(pid: int) -> dict[str, float] | None:
     values = {}
     for line in status.splitlines():
         name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
+        if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             values[name] = int(rest.split()[0]) / 1024  # kB
     if "VmRSS" not in values:
         return None
-    return {"rss": round(values["VmRSS"], 1), "peak": round(values.get("VmHWM", values["VmRSS"]), 1)}
+    memory = {"rss": round(values["VmRSS"], 1), "peak": round(values.get("VmHWM", values["VmRSS"]), 1)}
+    memory.update({key: round(values[name], 1) for key, name in (("anon", "RssAnon"), ("file", "RssFile"))
+                   if name in values})  # fmt: skip
+    return memory
 
 
 def cpu_seconds(pid: int) -> float | None:

@@ -86,6 +86,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "PROCESSOR_PARTITIONS": str(settings.partitions),
             "PROCESSOR_METRICS_HOST": "127.0.0.1",
             "PROCESSOR_METRICS_PORT": "0",
+            "PROCESSOR_STATE_DIR": settings.state_dir,
             "PYTHONUNBUFFERED": "1",
         }
     )

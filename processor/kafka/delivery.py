@@ -20,7 +20,9 @@ send of the batch is acknowledged (acks=all). Nothing is lost; a crash between t
 again.
 
 Both raise ``DeliveryFailed`` naming the partitions whose records were not delivered; the worker rewinds
-them to their first offset and decides them again.
+them to their first offset and decides them again. A delivered batch says where its records landed
+(``PartitionBatch.written``: the last offset per output partition), which the duplicate window's
+checkpoint needs.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class PartitionBatch:
     first_offset: int
     next_offset: int
     messages: list[Message] = field(default_factory=list)
+    # Once delivered: the offset of the last record written to each (topic, partition) by the delivery that
+    # carried this batch (its transaction, shared with the other input partitions of its number; at least
+    # once, the batch's whole send). What the duplicate window checkpoints its changelog with.
+    written: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class DeliveryFailed(Exception):
@@ -91,7 +97,27 @@ class Delivery(Protocol):
 
 
 async def send_batched(producer: AIOKafkaProducer, messages: Iterable[Message]) -> list[asyncio.Future[Any]]:
-    """Queue ``messages`` on ``producer`` as one record batch per topic partition; the futures of the batches.
+    """Queue ``messages`` on ``producer`` as one record batch per topic partition; the futures of the batches
+    (``send_counted`` says how many records each holds)."""
+    return [future for future, _ in await send_counted(producer, messages)]
+
+
+def last_offsets(sent: list[tuple[asyncio.Future[Any], int]]) -> dict[tuple[str, int], int]:
+    """The offset of the last record written to each (topic, partition), from ``send_counted``'s batches once
+    every one of them is acknowledged (a batch's future gives its first offset)."""
+    last: dict[tuple[str, int], int] = {}
+    for future, count in sent:
+        metadata = future.result()
+        where = (metadata.topic, metadata.partition)
+        last[where] = max(last.get(where, -1), metadata.offset + count - 1)
+    return last
+
+
+async def send_counted(
+    producer: AIOKafkaProducer, messages: Iterable[Message]
+) -> list[tuple[asyncio.Future[Any], int]]:
+    """Queue ``messages`` on ``producer`` as one record batch per topic partition; each batch's future with the
+    number of records in it.
 
     A message's partition is taken modulo the topic's partition count, so an output topic with fewer
     partitions than the inputs still takes every record. aiokafka's ``send()`` waits on metadata, makes a
@@ -114,9 +140,11 @@ async def send_batched(producer: AIOKafkaProducer, messages: Iterable[Message]) 
             builder = builders[(topic, partition)] = producer.create_batch()
             builder.append(key=key, value=value, timestamp=None)  # an empty batch takes any one record
     ready.extend((topic, partition, builder) for (topic, partition), builder in builders.items())
+    sizes = [builder.record_count() for _, _, builder in ready]
     for _, _, builder in ready:
         builder.close()  # complete: the sender takes a closed batch at once instead of lingering on it
-    return [await producer.send_batch(builder, topic, partition=partition) for topic, partition, builder in ready]
+    futures = [await producer.send_batch(builder, topic, partition=partition) for topic, partition, builder in ready]
+    return list(zip(futures, sizes, strict=True))
 
 
 def _release(batches: list[PartitionBatch]) -> None:
@@ -163,11 +191,14 @@ class AtLeastOnce(Delivery):
 
     async def deliver(self, batches: list[PartitionBatch]) -> None:
         try:
-            sent = await send_batched(self.producer, (m for b in batches for m in b.messages))
+            sent = await send_counted(self.producer, (m for b in batches for m in b.messages))
             _release(batches)
-            await asyncio.gather(*sent)
+            await asyncio.gather(*(future for future, _ in sent))
         except KafkaError as err:
             raise DeliveryFailed(batches, err) from err
+        written = last_offsets(sent)
+        for batch in batches:
+            batch.written = written
         try:
             await self.consumer.commit({b.tp: b.next_offset for b in batches})
         except CommitFailedError:
@@ -242,12 +273,15 @@ class ExactlyOnce(Delivery):
             await producer.begin_transaction()
             # The offsets go into the transaction while the records are in flight (the transaction
             # coordinator's round trips overlap the produce); commit_transaction waits for the records.
-            await send_batched(producer, (m for b in batches for m in b.messages))
+            sent = await send_counted(producer, (m for b in batches for m in b.messages))
             _release(batches)
             offsets = {b.tp: b.next_offset for b in batches}
             await producer.send_offsets_to_transaction(offsets, self.settings.group_id)
             await producer.commit_transaction()
             log.debug("committed partition %d offsets %s", number, offsets)
+            written = last_offsets(sent)
+            for batch in batches:
+                batch.written = written
         except (ProducerFenced, InvalidProducerEpoch):
             # Another producer took over this transactional id (a new owner of the partitions), or the
             # broker aborted a transaction that outlived transaction.timeout.ms. Either way only the group

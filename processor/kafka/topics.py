@@ -36,9 +36,15 @@ async def ensure_topics(settings: Settings, timeout: float = 60.0) -> list[str]:
     that another worker created meanwhile is no error.
     """
     topics = settings.topics
+    # The duplicate window's changelog: compacted (the newest entry per claim id) and aged out by retention, not
+    # by tombstones. The window drops an entry once it is a window behind the newest claim; the topic drops
+    # its record once the record's segment is older than the window and a week (segments roll daily, so the
+    # topic holds at most the window and 8 days of decisions). Tombstones would double the records written
+    # for about the same bound. Retention goes by when a claim was decided, the window by its submitted_at.
     seen_claims_config = {
         "cleanup.policy": "compact,delete",
         "retention.ms": str((settings.duplicate_window_days + 7) * 86_400_000),
+        "segment.ms": str(86_400_000),
     }
     specs = {
         **{name: (settings.partitions, {}) for name in (topics.claims, topics.orders, *topics.outputs())},

@@ -9,6 +9,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,9 +28,10 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str) -> Settings:
-    """Settings with topic and group names no other test uses. The duplicate window is off: tests send
-    the same claim content under many ids (the duplicate test turns it on)."""
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    """Settings with topic and group names no other test uses, and a state directory of the test's own. The
+    duplicate window is off: tests send the same claim content under many ids (the duplicate tests turn it
+    on)."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     return Settings(
         bootstrap_servers=kafka_bootstrap,
@@ -40,6 +42,7 @@ def settings(kafka_bootstrap: str) -> Settings:
         partitions=2,
         batch_timeout_ms=100,
         duplicate_window_days=0,
+        state_dir=str(tmp_path / "state"),
     )
 
 

@@ -22,7 +22,8 @@ GARBAGE_EVERY = 1000  # one undecodable record per this many
 
 
 def start_worker(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    """``processor run`` as its own process, logging to ``log``."""
+    """``processor run`` as its own process, logging to ``log``, with the settings' state directory (a
+    restart on the same settings reopens the duplicate windows the last one kept)."""
     prefix = settings.topics.claims.removesuffix("claims")
     environment = {
         **os.environ,
@@ -31,6 +32,7 @@ def start_worker(settings: Settings, log: Path, **env: str) -> subprocess.Popen[
         "PROCESSOR_GROUP_ID": settings.group_id,
         "PROCESSOR_METRICS_PORT": "0",
         "PROCESSOR_PARTITIONS": str(settings.partitions),
+        "PROCESSOR_STATE_DIR": settings.state_dir,
         **env,
     }
     with log.open("ab") as out:

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -181,7 +181,7 @@ async def test_workers_ride_out_losing_one_broker_then_another(cluster, tmp_path
     """One broker is SIGKILLed mid-stream and restarted, then another, and a second worker joins the group
     while that one is down (its assignment looks offsets up on partitions without a leader). Neither worker
     ever stops, and every event is decided exactly once."""
-    settings = cluster_settings(cluster)
+    settings = replace(cluster_settings(cluster), state_dir=str(tmp_path / "state"))
     await load_table(settings, SMALL_TABLE)
     feed = Feed(settings, backlog(10_000, seed=5))  # about half is sent by the time the test ends
     health = HealthWatch(free_port())

@@ -60,7 +60,8 @@ async def test_broker_restart_mid_stream(tmp_path):
     await asyncio.to_thread(broker.start)  # start() waits for the broker with its own event loop
     try:
         settings = Settings(bootstrap_servers=broker.bootstrap_servers, group_id="restart.group",
-                            topics=Topics().with_prefix("restart."), partitions=3)  # fmt: skip
+                            topics=Topics().with_prefix("restart."), partitions=3,
+                            state_dir=str(tmp_path / "state"))  # fmt: skip
         await load_table(settings, SMALL_TABLE)
         records = backlog(30_000)
         inputs = await produce_backlog(settings, records[:15_000])

@@ -119,8 +119,9 @@ def ways_in(certificates: Certificates) -> dict[str, Security]:
 
 @pytest.mark.parametrize("way", ["sasl-plain", "sasl-scram-sha-256", "sasl-scram-sha-512", "ssl",
                                  "sasl-ssl-scram-sha-512"])  # fmt: skip
-async def test_the_worker_decides_through_every_secured_listener(secure_broker, certificates, way):
+async def test_the_worker_decides_through_every_secured_listener(secure_broker, certificates, way, tmp_path):
     settings = secure_settings(secure_broker, ways_in(certificates)[way], way)
+    settings = dataclasses.replace(settings, state_dir=str(tmp_path / "state"))
     await load_table(dataclasses.replace(settings), SMALL_TABLE)  # the loader authenticates too
     stop = asyncio.Event()
     worker = asyncio.create_task(run_until_stopped(settings, stop))

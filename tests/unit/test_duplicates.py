@@ -3,7 +3,7 @@
 import pytest
 
 from processor.engine import decide
-from processor.engine.duplicates import SWEEP_AFTER, SeenClaims, fingerprint
+from processor.engine.duplicates import MAX_MS, MIN_MS, SWEEP_AFTER, Seen, SeenClaims, fingerprint, submitted_ms
 from tests.conftest import a_claim
 
 DAY_MS = 86_400_000
@@ -64,3 +64,59 @@ def test_what_left_the_window_is_forgotten_and_what_is_in_it_is_kept():
     assert seen.match("CLM-100-1", "content-100-1", newest, "0:99999999").exact  # 19 days ago: still known
     assert seen.match("OTHER", "content-95-3", newest, "0:99999999").first_id == "CLM-95-3"  # same content
     assert seen.match("CLM-10-1", "content-10-1", start + 12 * DAY_MS, "0:99999999") is None  # forgotten
+
+
+@pytest.mark.parametrize(
+    ("submitted_at", "expected"),
+    [
+        ("2025-11-03T10:00:00Z", 1_762_164_000_000),
+        ("2025-11-03T11:00:00+01:00", 1_762_164_000_000),  # the same instant
+        ("2025-11-03T10:00:00.123456Z", 1_762_164_000_123),
+        ("2025-11-03T10:00:00", 1_762_164_000_000),  # no offset: UTC, on every machine alike
+        ("1969-12-31T23:59:59.999Z", -1),
+        ("9999-12-31T23:59:59.999+00:00", MAX_MS),
+        ("0001-01-01T00:00:00Z", MIN_MS),
+        ("9999-12-31T23:59:59-01:00", None),  # in UTC that is the year 10000
+        ("0001-01-01T00:00:00+01:00", None),  # and that the year 0
+        ("0001-01-01T00:00:00", MIN_MS),
+        ("2025-02-30T10:00:00Z", None),
+        ("yesterday", None),
+        (None, None),
+        (1762164000, None),
+    ],
+)
+def test_a_submission_time_is_milliseconds_in_utc_or_none_and_never_an_error(submitted_at, expected):
+    assert submitted_ms({"submitted_at": submitted_at}) == expected
+
+
+@pytest.mark.parametrize("submitted_at", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
+                                          "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"])  # fmt: skip
+def test_claims_at_the_ends_of_time_are_decided_not_dead_lettered(small_table, submitted_at):
+    seen = SeenClaims(30 * DAY_MS)
+    claim = a_claim(submitted_at=submitted_at)
+    seen.check(claim, "0:1")
+    duplicate, _ = seen.check(claim, "0:2")
+    decision = decide(claim, "claim", small_table, None, duplicate)  # a duplicate's message names the time
+    assert decision.outcome in ("accepted", "returned")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (None, "a tombstone"),
+        (b"not json", "garbage"),
+        (b'{"claim_id": "C", "fingerprint": "zz", "at_ms": 1, "source": "0:1"}', "not a fingerprint"),
+        (b'{"claim_id": "C", "fingerprint": "' + b"0" * 32 + b'", "at_ms": 1e300, "source": "0:1"}', "no time"),
+        (b'{"claim_id": "C", "fingerprint": "' + b"0" * 32 + b'", "at_ms": 99999999999999999, "source": "0"}',
+         "after the year 9999"),
+        (b'{"claim_id": "", "fingerprint": "' + b"0" * 32 + b'", "at_ms": 1, "source": "0:1"}', "no id"),
+        (b'{"claim_id": "C", "at_ms": 1, "source": "0:1"}', "a field missing"),
+    ],
+)  # fmt: skip
+def test_a_changelog_value_that_is_not_an_entry_is_ignored(value, why):
+    assert Seen.from_record(value) is None, why
+
+
+def test_an_entry_survives_its_changelog_record():
+    entry = Seen("CLM-1", fingerprint(FIRST), 1_762_164_000_000, "0:1")
+    assert Seen.from_record(entry.as_record()) == entry
