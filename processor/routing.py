@@ -103,7 +103,13 @@ def decide_value(
         if window is not None and kind == "claim" and real_datetime(event.get("submitted_at")) is not None:
             duplicate, seen = window.check(event, seen_at)
         decision = decide(event, kind, table, policy, duplicate)
-        return Decided(decision, orjson.dumps(decision.as_record(event, decided_at, source)), seen)
+        # The record carries the input as it came in, not a re-encoding of the parsed event: decode accepted
+        # it as one JSON object, so the bytes, less the whitespace JSON allows around them, embed as they are.
+        # Duplicate keys stay as sent; the engine decided on the last of each, as JSON parsers read it.
+        if raw[0] != 0x7B or raw[-1] != 0x7D:  # type: ignore[index]  # decode refuses None; 0x7B is {, 0x7D }
+            raw = raw.strip(b" \t\n\r")  # type: ignore[union-attr]
+        embedded = orjson.Fragment(raw)
+        return Decided(decision, orjson.dumps(decision.as_record(embedded, decided_at, source)), seen)
     except Undecodable as err:  # decode also refuses what the encoder could not write back (MAX_DEPTH)
         return Refused(str(err))
     except Exception as err:  # a bug must not stop the caller: keep the record, log where, not what

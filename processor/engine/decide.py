@@ -51,6 +51,7 @@ _EXTERNAL_CAUSE = frozenset("VWXY")  # ICD-10-CM chapter 20, V00-Y99
 _NO_MODIFIERS: frozenset[str] = frozenset()
 _NO_FLAGS: frozenset[str] = frozenset()
 _CPT_MODIFIERS = ("cpt-modifiers-loaded",)  # the memo's key for whether a payer loaded CPT's modifiers
+_TABLE_FACTS = ("table-facts",)  # the memo's key for what the table holds (``_Review.table_facts``)
 _MCE_SYSTEMS = frozenset({codes.ICD10CM, codes.ICD10PCS})
 # Before FY2025 CMS's MCE took an unknown sex as a conflict with a sex list; from 2024-10-01 it does not.
 _UNKNOWN_SEX_VALID_FROM = "2024-10-01"
@@ -107,6 +108,21 @@ class _Coded(NamedTuple):
     version: CodeVersion
     mce: frozenset[str] | None = None
     cms_sex: str | None = None  # the sex of CMS's last MCE sex list for the code, kept after FY2024
+    # Whether the age and sex edits (``fits_patient``) have a list or a limit to check: most codes have none.
+    patient_edits: bool = False
+    # Whether a principal diagnosis' edits (``principal``) can find anything on this code: most find nothing.
+    principal_edits: bool = False
+
+
+def _coded(system: str, code: str, version: CodeVersion, mce: frozenset[str] | None = None,
+           cms_sex: str | None = None) -> _Coded:  # fmt: skip
+    limited = version.age_min is not None or version.age_max is not None or version.sex is not None
+    principal = system == codes.ICD10CM and (
+        version.code_first
+        or ("ecodepdx" in mce or "manifestation" in mce or "unacceptable" in mce or "qadm" in mce
+            if mce is not None else code[0] in _EXTERNAL_CAUSE or version.manifestation)
+    )  # fmt: skip
+    return _Coded(system, code, version, mce, cms_sex, bool(mce or cms_sex or limited), bool(principal))
 
 
 class _Failure(NamedTuple):
@@ -132,58 +148,80 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     # Outside a stay, a diagnosis must be valid on the dates of service of the lines that point at it; one
     # that no line points at, on the claim's first date of service. On a stay, every code on the discharge date.
     days_of: dict[int, set[str]] = {}
+    submitted_day = submitted[:10] if submitted is not None else None
+    # A field's name (``lines[2].service_date``) is spelled out only when a check on it fails.
     for i, line in enumerate(lines):
-        day = review.day(f"lines[{i}].service_date", line["service_date"])
+        day = line["service_date"]
+        if not _is_calendar_date(day):
+            day = review.day(f"lines[{i}].service_date", day)
         if day is not None:
             if birth is not None and day < birth:
                 review.fail("date.before_birth", f"lines[{i}].service_date", day)
-            if submitted is not None and day > submitted[:10]:
+            if submitted_day is not None and day > submitted_day:
                 review.fail("date.after_submission", f"lines[{i}].service_date", day, submitted=submitted)
         line_days.append(day)
-        for k, pointer in enumerate(line.get("diagnosis_pointers", ())):
-            if pointer > count:
-                review.fail("line.pointer_invalid", f"lines[{i}].diagnosis_pointers[{k}]", pointer, count=count)
-            elif day is not None:
-                days_of.setdefault(pointer - 1, set()).add(day)
-    first_day = min((d for d in line_days if d is not None), default=None)
-    review.born_within(MAX_AGE, max((d for d in (*line_days, discharge) if d is not None), default=None))
+        pointers = line.get("diagnosis_pointers", ())
+        if pointers and max(pointers) > count:
+            _review_pointers(i, pointers, count, review)
+        if day is not None:
+            for pointer in pointers:
+                if pointer <= count:
+                    days_of.setdefault(pointer - 1, set()).add(day)
+    known_days = [d for d in line_days if d is not None]
+    first_day = min(known_days) if known_days else None
+    if discharge is not None:
+        known_days.append(discharge)
+    review.born_within(MAX_AGE, max(known_days) if known_days else None)
     dx: list[_Coded | None] = []
     for i, diagnosis in enumerate(diagnoses):
         if claim_type == INPATIENT:
             days: tuple[str | None, ...] = (discharge,)
         else:
-            days = tuple(sorted(days_of.get(i, ()))) or (first_day,)
-        coded = review.code("diagnosis", f"diagnoses[{i}]", diagnosis["system"], diagnosis["code"], days)
-        if coded is not None:
+            on = days_of.get(i)
+            days = (first_day,) if not on else tuple(on) if len(on) == 1 else tuple(sorted(on))
+        coded = review.code("diagnosis", "diagnoses", i, diagnosis["system"], diagnosis["code"], days)
+        if coded is not None and coded.patient_edits:
             review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis["code"], coded, days[0])
         dx.append(coded)
-    if dx[0] is not None:
+    if dx[0] is not None and dx[0].principal_edits:
         review.principal(diagnoses[0]["code"], dx[0], claim_type, count > 1)
     if claim_type == INPATIENT:
         _review_inpatient_codes(claim, dx, discharge, review)
-    table = review.table
+    coverage, has_mue, has_pairs = review.table_facts()
     coded_lines: list[_Coded | None] = []
     modifiers: list[frozenset[str]] = []
     for i, line in enumerate(lines):
         day = line_days[i]
-        coded = review.code("procedure", f"lines[{i}]", line["system"], line["code"], (day,))
+        coded = review.code("procedure", "lines", i, line["system"], line["code"], (day,))
         coded_lines.append(coded)
-        mods = frozenset(m.upper() for m in line["modifiers"]) if line.get("modifiers") else _NO_MODIFIERS
+        written = line.get("modifiers")
+        if written:
+            mods = frozenset(m.upper() for m in written)
+            if "59" in mods and mods & _X_MODIFIERS:
+                review.fail("modifier.invalid_combination", f"lines[{i}].modifiers", written)
+            if day is not None:  # a modifier is checked against the table's list whatever becomes of the code
+                review.modifiers_valid(i, written, day)
+        else:
+            mods = _NO_MODIFIERS
         modifiers.append(mods)
-        if "59" in mods and mods & _X_MODIFIERS:
-            review.fail("modifier.invalid_combination", f"lines[{i}].modifiers", line["modifiers"])
-        if day is not None:  # a modifier is checked against the table's list whatever becomes of the code
-            review.modifiers_valid(i, line.get("modifiers", ()), day)
         if coded is None or day is None:
             continue
-        review.fits_patient("procedure", f"lines[{i}]", line["code"], coded, day)
-        if table.has_coverage_policy:
+        if coded.patient_edits:
+            review.fits_patient("procedure", f"lines[{i}]", line["code"], coded, day)
+        if coverage:
             pointers = [p - 1 for p in line.get("diagnosis_pointers", ()) if p <= count] or range(count)
             review.supported(f"lines[{i}].code", line["code"], coded, [dx[p] for p in pointers], day)
-    if table.has_mue and claim_type in _MUE_TABLE:
+    if has_mue and claim_type in _MUE_TABLE:
         _review_units(lines, line_days, coded_lines, _MUE_TABLE[claim_type], review)
-    if table.has_pairs and claim_type in _NCCI_TABLE:
+    if has_pairs and claim_type in _NCCI_TABLE:
         _review_pairs(lines, line_days, coded_lines, modifiers, _NCCI_TABLE[claim_type], review)
+
+
+def _review_pointers(index: int, pointers: list[int], count: int, review: _Review) -> None:
+    """A line's diagnosis pointers name diagnoses of the claim (1 to the number of them)."""
+    for k, pointer in enumerate(pointers):
+        if pointer > count:
+            review.fail("line.pointer_invalid", f"lines[{index}].diagnosis_pointers[{k}]", pointer, count=count)
 
 
 def _review_line_numbers(numbers: list[int], review: _Review) -> None:
@@ -261,7 +299,7 @@ def _review_inpatient_codes(claim: dict[str, Any], dx: list[_Coded | None], disc
             review.fail("diagnosis.duplicate_of_principal", f"diagnoses[{i}].code", diagnosis["code"])
     admitting = claim.get("admitting_diagnosis")
     if admitting is not None:
-        review.code("diagnosis", "admitting_diagnosis", admitting["system"], admitting["code"], (discharge,))
+        review.code("diagnosis", "admitting_diagnosis", None, admitting["system"], admitting["code"], (discharge,))
     admission = claim["admission_date"]
     procedures = claim.get("procedures", ())
     coded: list[_Coded | None] = []
@@ -270,8 +308,8 @@ def _review_inpatient_codes(claim: dict[str, Any], dx: list[_Coded | None], disc
         if day is not None and discharge is not None and not admission <= day <= discharge:
             review.fail("procedure.date_outside_stay", f"procedures[{i}].date", day, admission=admission,
                         discharge=discharge)  # fmt: skip
-        found = review.code("icd_procedure", f"procedures[{i}]", procedure["system"], procedure["code"], (discharge,))
-        if found is not None and discharge is not None:
+        found = review.code("icd_procedure", "procedures", i, procedure["system"], procedure["code"], (discharge,))
+        if found is not None and found.patient_edits and discharge is not None:
             review.fits_patient("procedure", f"procedures[{i}]", procedure["code"], found, discharge)
         coded.append(found)
     if not any(c is not None and c.mce for c in coded) or review.birth is None or discharge is None:
@@ -344,11 +382,11 @@ def _review_order(order: dict[str, Any], review: _Review) -> None:
         review.fail("date.before_birth", "collection_date", day)
     review.born_within(MAX_AGE, day)
     days = (day,)
-    tests = [review.code("test", f"tests[{i}]", t["system"], t["code"], days) for i, t in enumerate(order["tests"])]
+    tests = [review.code("test", "tests", i, t["system"], t["code"], days) for i, t in enumerate(order["tests"])]
     dx: list[_Coded | None] = []
     for i, diagnosis in enumerate(order["diagnoses"]):
-        coded = review.code("diagnosis", f"diagnoses[{i}]", diagnosis["system"], diagnosis["code"], days)
-        if coded is not None:
+        coded = review.code("diagnosis", "diagnoses", i, diagnosis["system"], diagnosis["code"], days)
+        if coded is not None and coded.patient_edits:
             review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis["code"], coded, day)
         dx.append(coded)
     if not dx:
@@ -357,7 +395,8 @@ def _review_order(order: dict[str, Any], review: _Review) -> None:
         if coded is None or day is None:
             continue
         value = order["tests"][i]["code"]
-        review.fits_patient("test", f"tests[{i}]", value, coded, day)
+        if coded.patient_edits:
+            review.fits_patient("test", f"tests[{i}]", value, coded, day)
         if dx and review.table.has_coverage_policy:
             review.supported(f"tests[{i}].code", value, coded, dx, day)
 
@@ -474,7 +513,7 @@ class _Review:
 
     def submitted(self, field: str, value: str) -> str | None:
         """``value`` when it is a real date and time (the schema gives its form only), else a reason and None."""
-        if real_datetime(value) is not None:
+        if _is_real_datetime(value):
             return value
         self.fail("date.invalid_datetime", field, value, years=_DATETIME_YEARS)
         return None
@@ -496,9 +535,12 @@ class _Review:
         if not codes.is_valid_npi(value):
             self.fail("npi.invalid", field, value)
 
-    def code(self, role: str, at: str, system: str, code: str, days: tuple[str | None, ...]) -> _Coded | None:
-        """Check one coded field: its system, its form, that the table covers the date and has the code,
-        billable, on ``days``; an internal code through its cross-reference. None when a check failed.
+    def code(
+        self, role: str, at: str, index: int | None, system: str, code: str, days: tuple[str | None, ...]
+    ) -> _Coded | None:
+        """Check one coded field, ``at[index]`` (``at`` alone when ``index`` is None): its system, its form, that
+        the table covers the date and has the code, billable, on ``days``; an internal code through its
+        cross-reference. None when a check failed.
 
         The answer depends only on the role, system, code, dates and table, and the same codes come back
         on event after event, so it is kept in the engine's memo of the table (``engine/memo.py``), which
@@ -511,8 +553,9 @@ class _Review:
             if len(memo) >= MEMO_LIMIT:
                 memo.clear()
             memo[key] = found
-        if isinstance(found, _Failure):
-            self.fail(found.rule_id, f"{at}.{found.part}", found.value, **found.details)
+        if type(found) is _Failure:
+            field = f"{at}.{found.part}" if index is None else f"{at}[{index}].{found.part}"
+            self.fail(found.rule_id, field, found.value, **found.details)
             return None
         return found
 
@@ -555,9 +598,9 @@ class _Review:
             if system in _MCE_SYSTEMS and day is not None and table.covers_date("MCE", day):
                 entry = table.mce(system, normalized, day)
                 if entry is None:
-                    return _Coded(system, normalized, version, _NO_FLAGS)
-                return _Coded(system, normalized, version, entry.flags, entry.cms_sex)
-            return _Coded(system, normalized, version)
+                    return _coded(system, normalized, version, _NO_FLAGS)
+                return _coded(system, normalized, version, entry.flags, entry.cms_sex)
+            return _coded(system, normalized, version)
         if version.maps_to is None:
             return _Failure("crosswalk.unmapped", "code", code, {"system": system})
         target_system, target_code = version.maps_to
@@ -571,6 +614,14 @@ class _Review:
                 {"system": system, "target": f"{target_system} {target_code}", "problem": problem},
             )
         return target
+
+    def table_facts(self) -> tuple[bool, bool, bool]:
+        """Whether the table holds coverage policies, MUEs and NCCI pairs: asked once per table as it is."""
+        facts = self.memo.get(_TABLE_FACTS)
+        if facts is None:
+            table = self.table
+            facts = self.memo[_TABLE_FACTS] = (table.has_coverage_policy, table.has_mue, table.has_pairs)
+        return facts  # type: ignore[no-any-return]
 
     def modifiers_valid(self, index: int, modifiers: Sequence[str], day: str) -> None:
         """Each modifier of a line must be one the table holds on ``day``: HCPCS Level II modifiers from CMS's
@@ -664,6 +715,8 @@ class _Review:
                   diagnoses=", ".join(codes.with_dot(c) for c in icd) or "none")  # fmt: skip
 
     def conclude(self, event_id: str | None) -> Decision:
+        if not self.reasons:
+            return Decision(event_id, self.kind, Outcome.ACCEPTED, (), self.table.version)
         outcome = Outcome.ACCEPTED
         for reason in self.reasons:
             if SEVERITY[reason.outcome] > SEVERITY[outcome]:
@@ -695,6 +748,11 @@ def _birthday_aged(age: int, day: str) -> str:
 def _age_on(birth: str, day: str) -> int:
     """Age in whole years on ``day`` (both ISO dates): one less when the birthday is still to come."""
     return int(day[:4]) - int(birth[:4]) - (day[5:] < birth[5:])
+
+
+@functools.lru_cache(maxsize=8192)  # submission times repeat: the same minutes all day
+def _is_real_datetime(value: str) -> bool:
+    return real_datetime(value) is not None
 
 
 @functools.lru_cache(maxsize=8192)

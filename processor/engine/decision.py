@@ -12,6 +12,8 @@ from typing import Any
 from processor.engine import answers
 from processor.engine.rules import DENIAL_GROUP, Outcome, Rule, Stc
 
+_TEXT = {outcome: outcome.value for outcome in Outcome}  # an enum's ``value`` is a property: slow per event
+
 
 @dataclass(frozen=True, slots=True)
 class Reason:
@@ -57,7 +59,7 @@ class Reason:
         answer, an order's its HL7 one."""
         reason = {
             "id": self.rule.id, "field": self.field, "value": self.value, "message": self.message,
-            "outcome": self.outcome.value, "review": self.review,
+            "outcome": _TEXT[self.outcome], "review": self.review,
         }  # fmt: skip
         if kind == "order":
             reason["hl7"] = self.hl7
@@ -87,19 +89,21 @@ class Decision:
         return sorted({r.line_number for r in self.reasons if r.outcome is Outcome.DENIED and r.line_number})
 
     def as_record(self, event: Any, decided_at: str, source: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The decision record published to an outcome topic (``schemas/decision.schema.json``)."""
+        """The decision record published to an outcome topic (``schemas/decision.schema.json``). ``event`` is the
+        input event: a dict, or its bytes as an ``orjson.Fragment`` to embed them as they came in."""
+        reasons = self.reasons
         record = {
             "event_id": self.event_id,
             "kind": self.kind,
-            "outcome": self.outcome.value,
-            "reasons": [reason.as_dict(self.kind) for reason in self.reasons],
+            "outcome": _TEXT[self.outcome],
+            "reasons": [reason.as_dict(self.kind) for reason in reasons] if reasons else [],
             "code_table_version": self.code_table_version,
             "decided_at": decided_at,
             "event": event,
         }
         if self.kind == "order":
             record["hl7_ack"] = answers.order_ack(self.outcome)
-        else:
+        elif reasons:
             denied = self.lines_denied
             if denied:
                 record["lines_denied"] = denied

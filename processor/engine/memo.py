@@ -11,7 +11,7 @@ nobody uses any more is dropped with its answers.
 from __future__ import annotations
 
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, ref
 
 from processor.code_table.table import CodeTable
 
@@ -20,15 +20,24 @@ from processor.code_table.table import CodeTable
 MEMO_LIMIT = 100_000
 
 _MEMOS: WeakKeyDictionary[CodeTable, tuple[int, dict[Any, Any]]] = WeakKeyDictionary()
+# The table asked for last, its revision and its answers: a worker asks of one table event after event, and a
+# weak reference's call is far cheaper than a weak-key dictionary's look-up.
+_last: tuple[Any, int, dict[Any, Any]] = (lambda: None, -1, {})
 
 
 def memo_of(table: CodeTable) -> dict[Any, Any]:
     """The answers kept for ``table`` as it is now: empty when the table changed since they were found.
 
-    Look it up once per event, not per code: the look-up is a weak-reference dictionary's."""
+    Look it up once per event, not per code."""
+    global _last
+    last_table, revision, answers = _last
+    if last_table() is table and revision == table.revision:
+        return answers
     held = _MEMOS.get(table)
     if held is not None and held[0] == table.revision:
-        return held[1]
-    answers: dict[Any, Any] = {}
-    _MEMOS[table] = (table.revision, answers)
+        answers = held[1]
+    else:
+        answers = {}
+        _MEMOS[table] = (table.revision, answers)
+    _last = (ref(table), table.revision, answers)
     return answers

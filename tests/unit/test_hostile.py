@@ -508,3 +508,20 @@ def test_processor_load_csv_names_a_bad_row_before_connecting(tmp_path):
     path.write_text(f"{HEADER}\nCPT,99213,,true,01/01/2030,\n")
     with pytest.raises(SystemExit, match=re.escape(f"processor load csv: {path} row 2, column valid_from")):
         main(["load", "csv", str(path), "--bootstrap-servers", "127.0.0.1:1"])
+
+
+def test_the_record_carries_the_input_as_it_came_in():
+    """The decision record embeds the input's bytes, not a re-encoding: key order and number forms stay as
+    sent; the whitespace JSON allows around the object is left out; a byte order mark is no JSON (dead letter);
+    duplicate keys stay as sent, and the event was decided on the last of each, as JSON parsers read it."""
+    claim = orjson.dumps(a_claim()).replace(b'"units":1', b'"units": 1E0')  # orjson would write "units":1.0
+    for raw in (claim, b" \r\n\t" + claim + b"\n "):
+        result = decide_value(raw, None, TABLE, None, DECIDED_AT, {"line": 1})
+        assert not isinstance(result, Refused)
+        assert b'"event":' + claim + b"," in result.value
+        DECISION.validate(orjson.loads(result.value))
+    assert str(answer(codecs.BOM_UTF8 + claim)).startswith("not valid UTF-8 JSON: UTF-8 byte order mark")
+    twice = b'{"claim_type":"outpatient",' + claim[1:-1] + b',"claim_type":"inpatient"}'
+    record = answer(twice)
+    assert isinstance(record, dict) and record["event"]["claim_type"] == "inpatient"
+    assert record["outcome"] == "returned"  # an inpatient claim without its stay
