@@ -1,4 +1,5 @@
-"""``processor check``: the engine over a file of JSON lines, with no broker.
+"""``processor check``: the engine over a file of JSON lines, or one document in a submitter's format, with no
+broker.
 
 Each input line gives one output line: the decision record (as the worker would publish it, with
 ``source.line``), or, for a line the worker would dead-letter (longer than its ``max_record_bytes``, not a JSON
@@ -6,15 +7,22 @@ object or nested too deep, not recognisably a claim or an order), ``{"line": N, 
 "error": ...}``. Lines are decided by ``routing.decide_value``, as the worker decides records, so no line can
 stop the run. A UTF-8 byte order mark before the first line is skipped; ``read_lines`` reads a file without
 ever holding a line longer than the limit.
+
+A file in a submitter's format (``check_document``) is one document: an X12 837 interchange, an HL7 v2 message
+or batch, a FHIR resource or Bundle. Its events are decided as lines are, one output line each (with
+``source.file`` and ``source.index``), and the answers the submitter reads are built from their decision
+records: 999 and 277CA, ACK or ORL^O22, ClaimResponse or OperationOutcome. ``sniff`` tells the formats apart.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -22,6 +30,21 @@ from processor.code_table.table import CodeTable
 from processor.config import Settings
 from processor.engine import Policy
 from processor.engine.duplicates import SeenClaims
+from processor.formats import (
+    Format,
+    Parsed837,
+    ParsedHl7,
+    build_277ca,
+    build_999,
+    build_fhir_response,
+    build_hl7_response,
+    detect,
+    parse_837,
+    parse_fhir,
+    parse_hl7,
+)
+from processor.formats.fhir import FhirError
+from processor.formats.hl7v2 import Hl7Error
 from processor.routing import Refused, decide_value
 
 # The worker's limit on a record's size, by default.
@@ -93,3 +116,155 @@ def write_results(results: Iterable[tuple[str, bytes]], out: BinaryIO) -> Counte
         out.write(line + b"\n")
     out.flush()
     return counts
+
+
+# Documents: an 837 interchange, an HL7 v2 message (or batch), a FHIR resource (or Bundle), decided event by event.
+
+_SNIFF_BYTES = 1 << 16  # what auto-detection reads of the input before it decides its format
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentCheck:
+    """What checking one document gives: ``(outcome, output line)`` for each event (and one undecodable line
+    when (part of) the document could not be read), and the submitter's answer files, by file suffix."""
+
+    results: list[tuple[str, bytes]]
+    responses: dict[str, bytes]
+
+
+def sniff(stream: BinaryIO) -> tuple[Format, BinaryIO]:
+    """The format of a stream by its first bytes (``formats.detect``), and a stream that reads it all from the
+    start again. A file the first bytes do not name (or an empty one) is JSON lines, as ``check`` always read."""
+    head = stream.read(_SNIFF_BYTES)
+    found = detect(None, head)
+    return (Format.JSON if found is Format.UNKNOWN else found), io.BufferedReader(_Rejoined(head, stream))
+
+
+class _Rejoined(io.RawIOBase):
+    """``head`` and then the rest of ``stream``: a stream whose first bytes were already read."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head, self._stream = head, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size], self._head = self._head[:size], self._head[size:]
+            return size
+        chunk = self._stream.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def check_document(
+    raw: bytes,
+    form: Format,
+    name: str,
+    table: CodeTable,
+    decided_at: str,
+    policy: Policy | None = None,
+    duplicate_window_days: int = 30,
+    max_bytes: int = MAX_BYTES,
+) -> DocumentCheck:
+    """Decide every event of one document of ``form`` (X12, HL7V2 or FHIR) as ``check_lines`` decides a line:
+    through ``routing.decide_value``, with one duplicate window for the document and ``source``
+    ``{"file": name, "index": i}`` (the event's place among the document's events, from 0). What could not
+    be read gives ``{"file": name, "outcome": "undecodable", "error": ...}`` (the parser's failure, which names
+    segments and fields, never content) and still its rejection in the answers: 999 (or TA1) and 277CA for an
+    837, ACK or ORL^O22 for HL7 v2, ClaimResponse or OperationOutcome for FHIR. Control numbers come from the
+    input (ISA13, MSH-10) or are 1; the answers' time is ``decided_at``: the same input gives the same files."""
+    window = SeenClaims(duplicate_window_days * 86_400_000) if duplicate_window_days > 0 else None
+    created_at = datetime.fromisoformat(decided_at.replace("Z", "+00:00"))
+    results: list[tuple[str, bytes]] = []
+    parsed: Any
+    if form is Format.X12:
+        parsed = parse_837(raw)
+        events = [("claim", claim.event) for claim in parsed.claims]
+    elif form is Format.HL7V2:
+        parsed = parse_hl7(raw)
+        events = [("order", order.event) for order in parsed.orders]
+    elif form is Format.FHIR:
+        parsed = parse_fhir(raw)
+        events = [(entry.kind, entry.event) for entry in parsed.entries]
+    else:
+        raise ValueError(f"not a document format: {form}")
+    if parsed.failure is not None:
+        results.append(("undecodable", orjson.dumps({"file": name, "outcome": "undecodable", "error": parsed.failure})))
+    records: list[dict[str, Any] | None] = []
+    for index, (kind, event) in enumerate(events):
+        source = {"file": name, "index": index}
+        result = decide_value(
+            orjson.dumps(event), kind, table, policy, decided_at, source, max_bytes, window, f"{name}:{index}"
+        )
+        if isinstance(result, Refused):
+            records.append(None)
+            line = {"file": name, "index": index, "outcome": "undecodable", "error": result.error}
+            results.append(("undecodable", orjson.dumps(line)))
+        else:
+            records.append(orjson.loads(result.value))
+            results.append((result.decision.outcome.value, result.value))
+    return DocumentCheck(results, _responses(form, parsed, records, created_at))
+
+
+def _responses(
+    form: Format, parsed: Any, records: list[dict[str, Any] | None], created_at: datetime
+) -> dict[str, bytes]:
+    """The answer files of a document by suffix, from the records of its events (None: an event refused, which
+    its answers leave out, as a topic's answers would not hold a dead letter)."""
+    kept = {index for index, record in enumerate(records) if record is not None}
+    decisions = [record for record in records if record is not None]
+    if form is Format.X12:
+        if len(kept) < len(records):
+            parsed = _keep_837(parsed, kept)
+        number = int(parsed.header.control_number) if parsed.header and parsed.header.control_number.isdigit() else 1
+        answers = {".999": build_999(parsed, control_number=number, created_at=created_at).encode()}
+        claim_ack = build_277ca(parsed, decisions, control_number=number % 999_999_999 + 1, created_at=created_at)
+        if claim_ack is not None:
+            answers[".277ca"] = claim_ack.encode()
+        return answers
+    if form is Format.HL7V2:
+        if len(kept) < len(records):
+            places = {id(order): index for index, order in enumerate(parsed.orders)}
+            parsed = _keep_hl7(parsed, kept)
+            decisions = [record for order in parsed.orders if (record := records[places[id(order)]]) is not None]
+        control = next((message.control_id for message in parsed.messages if message.control_id), "")
+        control_id = f"A{control[-19:]}" if control else "1"  # MSH-10 is ST, at most 20 characters: its tail
+        return {
+            ".ack.hl7": build_hl7_response(parsed, decisions, control_id=control_id, created_at=created_at).encode()
+        }
+    if len(kept) < len(records):
+        entries = tuple(entry for index, entry in enumerate(parsed.entries) if index in kept)
+        error = None if entries else FhirError("exception", "no entry of the body could be decided")
+        parsed = replace(parsed, entries=entries, error=error)
+    answer = build_fhir_response(parsed, decisions, created_at=created_at)
+    return {".response.json": orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n"}
+
+
+def _keep_837(parsed: Parsed837, kept: set[int]) -> Parsed837:
+    """``parsed`` with only the claims whose places are ``kept``."""
+    ordinals = {id(claim): index for index, claim in enumerate(parsed.claims)}
+
+    def claims(transaction: Any) -> tuple[Any, ...]:
+        return tuple(claim for claim in transaction.claims if ordinals[id(claim)] in kept)
+
+    groups = tuple(
+        replace(group, transactions=tuple(replace(t, claims=claims(t)) for t in group.transactions))
+        for group in parsed.groups
+    )
+    return replace(parsed, groups=groups)
+
+
+def _keep_hl7(parsed: ParsedHl7, kept: set[int]) -> ParsedHl7:
+    """``parsed`` with only the orders whose places are ``kept``: a message with an order that could not be
+    decided is rejected whole (AR, condition 207), as its acknowledgment cannot answer that order."""
+    ordinals = {id(order): index for index, order in enumerate(parsed.orders)}
+    messages = tuple(
+        message
+        if all(ordinals[id(order)] in kept for order in message.orders)
+        else replace(message, orders=(), error=Hl7Error("207", "an order of the message could not be decided"))
+        for message in parsed.messages
+    )
+    return replace(parsed, messages=messages)

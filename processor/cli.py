@@ -2,7 +2,7 @@
 
 processor demo            local broker, topics, default code table, worker, sample events, summary
 processor run             a worker (one member of the consumer group)
-processor check FILE      decide a file of JSON lines with no broker ('-' reads stdin)
+processor check FILE      decide a file (JSON lines, an 837, HL7 v2, FHIR) with no broker ('-' reads stdin)
 processor load WHAT       publish code-table records: default, demo, mce, csv, CMS release, NCCI or MUE files
 processor topics          create the processor's topics
 processor broker          run a local Kafka broker in the foreground
@@ -78,8 +78,22 @@ def _parser() -> argparse.ArgumentParser:
         help="default exactly_once (or $PROCESSOR_PROCESSING_GUARANTEE)",
     )
 
-    check = command("check", _check, "Decide a file of JSON lines with no broker; decisions go to stdout.", False)
-    check.add_argument("file", help="JSON lines, one claim or order a line; '-' for stdin")
+    check = command(
+        "check", _check, "Decide a file of JSON lines, an 837, HL7 v2 or FHIR with no broker; decisions go to stdout.",
+        False,
+    )  # fmt: skip
+    check.add_argument(
+        "file", help="JSON lines (one claim or order a line), an X12 837 interchange, an HL7 v2 message or batch, "
+        "or a FHIR resource or Bundle; '-' for stdin",
+    )  # fmt: skip
+    check.add_argument(
+        "--format", choices=["auto", "json", "x12", "hl7v2", "fhir"], default="auto",
+        help="the file's format (default auto: by its first bytes; JSON lines when they name none)",
+    )  # fmt: skip
+    check.add_argument(
+        "--responses", type=Path, metavar="DIR", help="write the answers there: STEM.999 and STEM.277ca for an 837, "
+        "STEM.ack.hl7 for HL7 v2, STEM.response.json for FHIR",
+    )  # fmt: skip
     check.add_argument("--codes", type=Path, action="append", default=[], help="extra code-table CSV (repeatable)")
     check.add_argument("--no-default-table", action="store_true", help="leave out the default ICD-10-CM table")
     check.add_argument("--demo-codes", action="store_true", help="add the demo rows (CPT, HCPCS, LOINC)")
@@ -182,9 +196,10 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     """No line stops the run (each gets its output line); what does stop it is said in one line on stderr."""
     import os
 
-    from processor.check import check_lines, read_lines, write_results
+    from processor.check import check_document, check_lines, read_lines, sniff, write_results
     from processor.code_table.sources import build_table
     from processor.engine import load_policy
+    from processor.formats import Format
     from processor.routing import now_iso
 
     def stop(problem: str, code: int = CHECK_CANNOT_READ) -> int:
@@ -203,12 +218,26 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
     except OSError as err:
         return stop(_os_error(err))
+    name = "stdin" if args.file == "-" else Path(args.file).name
+    responses: dict[str, bytes] = {}
     try:
-        lines = check_lines(
-            read_lines(source, settings.max_record_bytes), table, now_iso(), policy,
-            settings.duplicate_window_days, settings.max_record_bytes,
-        )  # fmt: skip
-        counts = write_results(lines, sys.stdout.buffer)
+        stream = source
+        form = Format(args.format) if args.format != "auto" else None
+        if form is None:
+            form, stream = sniff(source)
+        if form is Format.JSON:
+            lines = check_lines(
+                read_lines(stream, settings.max_record_bytes), table, now_iso(), policy,
+                settings.duplicate_window_days, settings.max_record_bytes,
+            )  # fmt: skip
+            counts = write_results(lines, sys.stdout.buffer)
+        else:
+            document = check_document(
+                stream.read(), form, name, table, now_iso(), policy, settings.duplicate_window_days,
+                settings.max_record_bytes,
+            )  # fmt: skip
+            counts = write_results(document.results, sys.stdout.buffer)
+            responses = document.responses
     except BrokenPipeError:
         # Nothing more can be written; point stdout at /dev/null so that the flush at exit cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -218,6 +247,15 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if source is not sys.stdin.buffer:
             source.close()
+    if args.responses is not None and responses:
+        stem = "stdin" if args.file == "-" else Path(args.file).stem
+        try:
+            args.responses.mkdir(parents=True, exist_ok=True)
+            for suffix, content in responses.items():
+                (args.responses / f"{stem}{suffix}").write_bytes(content)
+        except OSError as err:
+            where = f" {err.filename}" if err.filename else ""
+            return stop(f"cannot write{where}: {err.strerror or err}")
     print(", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no events", file=sys.stderr)
     return 0
 
