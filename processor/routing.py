@@ -15,7 +15,7 @@ import base64
 import logging
 import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -98,10 +98,14 @@ def decide_value(
         if kind is None:
             return Refused("neither a claim (claim_id) nor a lab order (order_id)")
         duplicate = seen = None
-        # Only a real submission time reaches the window's date arithmetic; the engine returns the claim for
-        # any other (date.invalid_datetime).
-        if window is not None and kind == "claim" and real_datetime(event.get("submitted_at")) is not None:
-            duplicate, seen = window.check(event, seen_at)
+        # Only a real submission time reaches the window's date arithmetic (the engine returns the claim for
+        # any other: date.invalid_datetime), and only one not after the decision time by more than a day: the
+        # window ages out what lies a window behind the newest time it has seen, so one claim dated 2199
+        # would otherwise drop every real entry. Such a claim is decided, not checked for duplicates.
+        if window is not None and kind == "claim":
+            submitted = real_datetime(event.get("submitted_at"))
+            if submitted is not None and submitted <= _latest_submission(decided_at):
+                duplicate, seen = window.check(event, seen_at)
         decision = decide(event, kind, table, policy, duplicate)
         # The record carries the input as it came in, not a re-encoding of the parsed event: decode accepted
         # it as one JSON object, so the bytes, less the whitespace JSON allows around them, embed as they are.
@@ -116,6 +120,22 @@ def decide_value(
         frames = "".join(traceback.format_tb(err.__traceback__))
         log.error("engine failed on %s: %s\n%s", source, type(err).__name__, frames)
         return Refused(f"internal error while deciding: {type(err).__name__}")
+
+
+_CLOCK_SKEW = timedelta(days=1)
+_LATEST: dict[str, datetime] = {}  # decision time -> the latest submission time the window takes
+
+
+def _latest_submission(decided_at: str) -> datetime:
+    """The latest ``submitted_at`` the duplicate window takes from claims decided at ``decided_at``: a day
+    after it (clocks differ). One decision time serves a whole batch, so the answer is kept."""
+    latest = _LATEST.get(decided_at)
+    if latest is None:
+        if len(_LATEST) > 64:
+            _LATEST.clear()
+        decided = datetime.fromisoformat(decided_at)
+        latest = _LATEST[decided_at] = (decided if decided.tzinfo else decided.replace(tzinfo=UTC)) + _CLOCK_SKEW
+    return latest
 
 
 class Router:

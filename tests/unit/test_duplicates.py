@@ -120,3 +120,29 @@ def test_a_changelog_value_that_is_not_an_entry_is_ignored(value, why):
 def test_an_entry_survives_its_changelog_record():
     entry = Seen("CLM-1", fingerprint(FIRST), 1_762_164_000_000, "0:1")
     assert Seen.from_record(entry.as_record()) == entry
+
+
+def test_a_claim_dated_far_ahead_of_its_decision_does_not_age_the_window_out(small_table):
+    """One claim dated 2199 must not move the window's newest time: everything real would be a window behind
+    it and be dropped. It is decided (and accepted here), not remembered; a real duplicate after it is found."""
+    import orjson
+
+    from processor.routing import Decided, decide_value
+
+    window = SeenClaims(30 * DAY_MS)
+    decided_at = "2025-11-05T12:00:00.000Z"
+
+    def decided(claim, where):
+        result = decide_value(orjson.dumps(claim), "claim", small_table, None, decided_at, {}, None, window, where)
+        assert isinstance(result, Decided)
+        return result
+
+    decided(FIRST, "0:1")
+    far = decided(a_claim(claim_id="CLM-FAR", submitted_at="2199-01-01T00:00:00Z", lines=FIRST["lines"][:1]), "0:2")
+    assert far.seen is None and far.decision.outcome == "accepted"
+    for n in range(SWEEP_AFTER + 2):  # enough new claims for a sweep
+        decided(a_claim(claim_id=f"CLM-N{n}", patient={**FIRST["patient"], "member_id": f"M{n}"}), f"0:{n + 3}")
+    again = decided(a_claim(claim_id="CLM-1", submitted_at="2025-11-04T09:00:00Z"), "0:99999")
+    assert [r.id for r in again.decision.reasons] == ["claim.duplicate"]
+    # a day of clock difference is allowed: such a claim is remembered
+    assert decided(a_claim(claim_id="CLM-SOON", submitted_at="2025-11-06T11:00:00Z"), "0:100000").seen is not None
