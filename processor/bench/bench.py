@@ -15,26 +15,21 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from processor.bench import machine, report, window_cost
-from processor.bench.data import BenchData
+from processor.bench.data import BenchData, publish_batched
 from processor.bench.progress import Progress
 from processor.bench.runner import CEILING, FAUST, Variant, processor_variant, run_variant, settings_env
 from processor.code_table.sources import Record, table_records
 from processor.config import Settings, Topics
-from processor.kafka.clients import client_options
-from processor.kafka.delivery import send_batched
 from processor.kafka.topics import CODE_TABLE_CONFIG
-from processor.routing import Message
 
 VARIANT_NAMES = ("engine", "ceiling", "exactly_once", "at_least_once", "faust", "window")
 
@@ -252,7 +247,8 @@ async def _production_table(
     try:
         progress.phase(f"generating and publishing {len(table):,} code-table records")
         started = time.monotonic()
-        sent = await _publish_batched(here, table.records(), lambda n: progress.update(n, len(table), "records"))
+        encoded = ((key.encode(), None if record is None else orjson.dumps(record)) for key, record in table.records())
+        sent = await publish_batched(here, topic, encoded, lambda n: progress.update(n, len(table), "records"))
         publish_s = time.monotonic() - started
         progress.phase("a follower loads the table from the topic")
         started = time.monotonic()
@@ -278,42 +274,6 @@ async def _create_code_table_topic(settings: Settings, topic: str) -> None:
         await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=CODE_TABLE_CONFIG)])
     finally:
         await admin.close()
-
-
-async def _publish_batched(settings: Settings, records: Iterable[Record], progress: Callable[[int], None]) -> int:
-    """Send ``(key, record)`` pairs to the settings' code-table topic, made as they are sent, and wait until
-    the broker has them all; returns how many were sent.
-
-    ``code_table_topic.publish`` (one ``send`` a record) took 51 s for the production-size table's 1.24M
-    records; one record batch at a time (``delivery.send_batched``) takes 10 s, generating them included.
-    The accumulator holds one batch per partition at a time, so memory stays bounded."""
-    producer = AIOKafkaProducer(
-        **client_options(settings, "bench-loader"),
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-    )
-    topic = settings.topics.code_table
-    await producer.start()
-    sent = 0
-    try:
-        pending: list[asyncio.Future[Any]] = []
-        chunk: list[Message] = []
-        for key, record in records:
-            chunk.append((topic, key.encode(), None if record is None else orjson.dumps(record), 0))
-            if len(chunk) == 20_000:
-                pending += await send_batched(producer, chunk)
-                sent += len(chunk)
-                chunk = []
-                progress(sent)
-        pending += await send_batched(producer, chunk)
-        sent += len(chunk)
-        await asyncio.gather(*pending)  # raises if the broker refused any batch
-    finally:
-        await producer.stop()
-    progress(sent)
-    return sent
 
 
 async def _follower_cost(settings: Settings) -> dict[str, Any]:

@@ -12,7 +12,7 @@ distinct decisions and match each to its input without parsing it):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from processor.config import Settings
+from processor.kafka.clients import client_options
+from processor.kafka.delivery import send_batched
 from processor.samples import generate
 
 Record = tuple[str, bytes, bytes]  # kind, key, value
@@ -90,3 +92,46 @@ async def produce(settings: Settings, records: Sequence[Record], progress: Calla
             progress(len(records))
     finally:
         await producer.stop()
+
+
+async def publish_batched(
+    settings: Settings,
+    topic: str,
+    records: Iterable[tuple[bytes, bytes | None]],
+    progress: Callable[[int], None] | None = None,
+    client: str = "bench-loader",
+) -> int:
+    """Send ``(key, value)`` pairs to partition 0 of ``topic``, made as they are sent, and wait until the
+    broker has them all; returns how many were sent.
+
+    ``code_table_topic.publish`` (one ``send`` a record) took 51 s for the production-size table's 1.24M
+    records; one record batch at a time (``delivery.send_batched``) takes 10 s, generating them included.
+    The accumulator holds one batch per partition at a time, so memory stays bounded."""
+    producer = AIOKafkaProducer(
+        **client_options(settings, client),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+    )
+    await producer.start()
+    sent = 0
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        chunk: list[tuple[str, bytes, bytes | None, int]] = []
+        for key, value in records:
+            chunk.append((topic, key, value, 0))
+            if len(chunk) == 20_000:
+                pending += await send_batched(producer, chunk)
+                sent += len(chunk)
+                chunk = []
+                if progress is not None:
+                    progress(sent)
+        pending += await send_batched(producer, chunk)
+        sent += len(chunk)
+        await asyncio.gather(*pending)  # raises if the broker refused any batch
+    finally:
+        await producer.stop()
+    if progress is not None:
+        progress(sent)
+    return sent

@@ -40,18 +40,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from processor import samples
 from processor.app.window_store import Checkpoint, WindowStore, record_digest
 from processor.app.windows import DAY_MS, DuplicateWindows
+from processor.bench.data import publish_batched
 from processor.bench.machine import memory_mb
 from processor.bench.progress import Progress
 from processor.bench.runner import settings_env
 from processor.config import Settings, Topics
 from processor.engine.duplicates import Seen, SeenClaims, fingerprint
-from processor.kafka.delivery import send_batched
 from processor.kafka.topics import ensure_topics
 
 ENTRIES = 10_000_000
@@ -171,8 +170,8 @@ async def measure(settings: Settings, run_id: str, entries: int, work_dir: Path,
     try:
         await ensure_topics(here)
         progress.phase(f"publishing the changelog's tail: {size['tail']:,} records after the checkpoint")
-        await _publish(here, changelog_records(0, 1, step))  # the anchor, offset 0
-        await _publish(here, changelog_records(entries, size["tail"], step))
+        await publish_batched(here, here.topics.seen_claims, changelog_records(0, 1, step))  # the anchor, offset 0
+        await publish_batched(here, here.topics.seen_claims, changelog_records(entries, size["tail"], step))
         progress.phase(f"building a window store of {entries:,} entries")
         path = DuplicateWindows(here).path(0)
         result.update(await _child("build", str(path), str(entries), here.topics.seen_claims))
@@ -183,7 +182,7 @@ async def measure(settings: Settings, run_id: str, entries: int, work_dir: Path,
         shutil.rmtree(work_dir / "state", ignore_errors=True)
         await ensure_topics(cold)
         progress.phase(f"publishing a changelog of {size['cold']:,} records")
-        await _publish(cold, changelog_records(0, size["cold"], step_ms(size["cold"])))
+        await publish_batched(cold, cold.topics.seen_claims, changelog_records(0, size["cold"], step_ms(size["cold"])))
         progress.phase("a worker with an empty state directory rebuilds the window from it")
         rebuilt = await _worker_restore(cold, work_dir / "cold-worker.log")
         per_s = rebuilt["records_read"] / rebuilt["restore_s"] if rebuilt.get("restore_s") else None
@@ -200,32 +199,6 @@ def _settings(base: Settings, prefix: str, state_dir: Path) -> Settings:
     topics = replace(Topics().with_prefix(prefix), code_table=base.topics.code_table)
     return replace(base, topics=topics, group_id=prefix + "group", partitions=1, state_dir=str(state_dir),
                    duplicate_window_days=WINDOW_DAYS)  # fmt: skip
-
-
-async def _publish(settings: Settings, records: Iterable[tuple[bytes, bytes]]) -> None:
-    """Send changelog records to partition 0 of the settings' changelog, in record batches, and wait."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id="bench-window",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-    )
-    topic = settings.topics.seen_claims
-    await producer.start()
-    try:
-        pending: list[asyncio.Future[Any]] = []
-        chunk = []
-        for key, value in records:
-            chunk.append((topic, key, value, 0))
-            if len(chunk) == 20_000:
-                pending += await send_batched(producer, chunk)
-                chunk = []
-        pending += await send_batched(producer, chunk)
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
 
 
 async def _child(*args: str) -> dict[str, Any]:
