@@ -25,6 +25,7 @@ from processor.config import Topics
 from processor.contracts import Undecodable, decode, infer_kind, real_datetime
 from processor.engine import Decision, Outcome, Policy, decide
 from processor.engine.duplicates import Seen, SeenClaims
+from processor.formats import Format, detect
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def decide_value(
         event = decode(raw)
         kind = kind or infer_kind(event)
         if kind is None:
-            return Refused("neither a claim (claim_id) nor a lab order (order_id)")
+            return Refused("neither a claim (claim_id) nor a lab order (order_id)" + _format_hint(raw))
         duplicate = seen = None
         # Only a real submission time reaches the window's date arithmetic (the engine returns the claim for
         # any other: date.invalid_datetime), and only one not after the decision time by more than a day: the
@@ -115,11 +116,21 @@ def decide_value(
         embedded = orjson.Fragment(raw)
         return Decided(decision, orjson.dumps(decision.as_record(embedded, decided_at, source)), seen)
     except Undecodable as err:  # decode also refuses what the encoder could not write back (MAX_DEPTH)
-        return Refused(str(err))
+        return Refused(str(err) + _format_hint(raw))
     except Exception as err:  # a bug must not stop the caller: keep the record, log where, not what
         frames = "".join(traceback.format_tb(err.__traceback__))
         log.error("engine failed on %s: %s\n%s", source, type(err).__name__, frames)
         return Refused(f"internal error while deciding: {type(err).__name__}")
+
+
+_FORMAT_NAMES = {Format.X12: "an X12 interchange", Format.HL7V2: "an HL7 v2 message", Format.FHIR: "a FHIR resource"}
+
+
+def _format_hint(raw: bytes | None) -> str:
+    """For a refused record in a submitter's standard format, what to do instead: the topics take the JSON
+    events for now (``processor check`` reads the standard formats). Only refused records pay for it."""
+    name = _FORMAT_NAMES.get(detect(None, raw))
+    return f" (it is {name}: the topics take the JSON claim and order events; processor check reads it)" if name else ""
 
 
 _CLOCK_SKEW = timedelta(days=1)

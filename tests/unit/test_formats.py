@@ -725,3 +725,19 @@ def test_the_cost_measurement_runs_every_candidate_once():
     for _, _, events, run, _ in found:
         if run is not None and events == 1:
             run()
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [("837p-50-claims.x12", "an X12 interchange"), ("orm-o01.hl7", "an HL7 v2 message"),
+     ("fhir-claim.json", "a FHIR resource")],
+)  # fmt: skip
+def test_a_standard_format_on_the_json_topics_is_dead_lettered_with_what_to_do(small_table, name, said):
+    """The worker does not take the standard formats yet: such a record is refused (dead-lettered) with a
+    reason that names its format and where it is read, never its content."""
+    from processor.routing import Refused, decide_value
+
+    result = decide_value(fixture(name), None, small_table, None, "2026-01-01T00:00:00Z", {"line": 1})
+    assert isinstance(result, Refused)
+    assert f"it is {said}" in result.error and "processor check" in result.error
+    assert "MGF" not in result.error  # no content quoted (claim and order ids of the fixtures start MGF)
