@@ -54,3 +54,12 @@ def detect(content_type: str | None, raw: bytes | None) -> Format:
         # A FHIR resource names its type; the project's events never carry the key.
         return Format.FHIR if b'"resourceType"' in raw else Format.JSON
     return Format.UNKNOWN
+
+
+def decode_text(raw: bytes) -> str:
+    """The text of an X12 or HL7 v2 record: UTF-8 (X12's extended character set, HL7's usual encoding), else
+    Latin-1, which decodes any byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")

@@ -47,6 +47,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from processor.code_systems import CPT, HCPCS, ICD10CM, LOINC
+from processor.formats.detect import decode_text
 from processor.formats.positions import position_of
 
 ICD9CM = "ICD-9-CM"
@@ -190,13 +191,6 @@ class ParsedHl7:
                 return (f"HL7 message {message.control_id or '(no MSH-10)'} rejected (condition "
                         f"{message.error.condition}){where}: {message.error.message}")  # fmt: skip
         return None
-
-
-def decode_text(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
 
 
 def parse_hl7(raw: bytes) -> ParsedHl7:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple
 
+from processor.formats.detect import decode_text
+
 ISA_LENGTH = 106
 _ENVELOPE = frozenset({"ST", "GS", "GE", "IEA", "ISA"})
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
@@ -141,14 +143,6 @@ def is_date(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def decode_text(raw: bytes) -> str:
-    """X12 text: UTF-8 (the extended character set), else Latin-1, which decodes any byte."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
 
 
 def read_interchange(raw: bytes) -> RawInterchange:
