@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from processor.code_systems import normalize
+from processor.code_table.ncci_mue import PtpEdit, ptp_set_records_of
 from processor.code_table.table import MCE, MCE_AGE, MUE, NCCI, RELEASE, SUPPORTS, CodeTable, policy_record, record_key
 
 
@@ -182,7 +183,7 @@ SMALL_POLICY = [
     ),
     policy_record(MUE, "36415", "2024-01-01", None, {"code": "36415", "max_units": 2}),
     # CMS's own table shapes (processor/code_table/ncci_mue.py): a per-day MUE (MAI 2) and a pair of the
-    # hospital outpatient table only.
+    # hospital outpatient table only, in the @ncci-set record `processor load ncci-ptp` publishes.
     policy_record(
         MUE,
         "J1100",
@@ -190,18 +191,10 @@ SMALL_POLICY = [
         None,
         {"code": "J1100", "max_units": 1, "mai": 2, "table": "practitioner", "rationale": "Prescribing Information"},
     ),
-    policy_record(
-        NCCI,
-        "HOSPITAL:93000/36415",
-        "2024-01-01",
-        None,
-        {
-            "column1": "93000",
-            "column2": "36415",
-            "modifier_indicator": "0",
-            "table": "hospital",
-            "rationale": "Misuse of column two code with column one code",
-        },
+    *ptp_set_records_of(
+        "hospital",
+        "93000",
+        [PtpEdit("93000", "36415", "2024-01-01", None, "0", "Misuse of column two code with column one code")],
     ),
 ]
 

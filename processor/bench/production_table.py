@@ -18,8 +18,9 @@ CMS's sizes and mixes:
   surgical codes do); files sorted by column 1 then column 2, as CMS's are. Modifier indicator 1 on about
   89 % of edits, 0 on 8 %, 9 (deleted retroactively: deletion date = effective date) on 3 %; 8 % existed
   before 1996, the others take effect on a quarter's first day from 1996 to 2026; a quarter of the rest
-  carry a later deletion date; ten of CMS's rationale texts. Each edit is ``ncci_mue.ptp_record``, after
-  the table's ``@release`` record, as ``processor load ncci-ptp`` publishes them on an empty topic.
+  carry a later deletion date; ten of CMS's rationale texts. Each column-1 code's edits are
+  ``ncci_mue.ptp_set_records_of`` (``@ncci-set`` records), after the table's ``@release`` record, as
+  ``processor load ncci-ptp`` publishes them on an empty topic.
 - MUE: practitioner, outpatient hospital and DME tables, drawn from the pool's CPT-shaped codes and every
   HCPCS code (the DME one from the HCPCS supply and equipment letters), MAI 3 on 60 %, 2 on 25 %, 1 on 15 %,
   units mostly 1 to 4, CMS's rationale texts; each code ``ncci_mue.mue_record`` from the release's first day.
@@ -41,10 +42,12 @@ from typing import TypeVar
 from processor.code_systems import HCPCS
 from processor.code_table.cms_files import HcpcsFile, ReleaseCode
 from processor.code_table.ncci_mue import (
+    SET_SIZE,
     MueRow,
+    PtpEdit,
     PtpRow,
     mue_record,
-    ptp_record,
+    ptp_set_records_of,
     quarter_last_day,
     release_system,
 )
@@ -138,31 +141,50 @@ class ProductionTable:
         sizes = {
             "default": len(base),
             "hcpcs": len(hcpcs),
-            "ncci": sum(_scaled(f"ncci_{table}", scale) + 1 for table in PTP_TABLES),  # with its @release record
+            "ncci": 0,  # counted below: @ncci-set records, and each table's @release record
             "mue": sum(
                 min(_scaled(f"mue_{table}", scale), len(_mue_codes(mue_pool, table))) + 1 for table in MUE_TABLES
             ),
         }
-        return cls(base, hcpcs, pool, mue_pool, scale, seed, sizes)
+        made = cls(base, hcpcs, pool, mue_pool, scale, seed, sizes)
+        for table in PTP_TABLES:
+            counts = made._plan(table, made._ptp_random(table))[1]
+            sizes["ncci"] += 1 + sum(-(-count // SET_SIZE) for count in counts)
+        return made
+
+    @property
+    def ncci_edits(self) -> int:
+        """The NCCI PTP edits the ``@ncci-set`` records hold, both tables."""
+        return sum(_scaled(f"ncci_{table}", self.scale) for table in PTP_TABLES)
 
     def __len__(self) -> int:
         return sum(self.sizes.values())
 
     def records(self) -> Iterator[Record]:
         """Every record, the PTP and MUE ones made as they are taken; the same records on every call."""
-        ptp = (self._ptp(table, random.Random(f"{self.seed}-ncci-{table}")) for table in PTP_TABLES)
+        ptp = (self._ptp(table, self._ptp_random(table)) for table in PTP_TABLES)
         mue = (self._mue(table, random.Random(f"{self.seed}-mue-{table}")) for table in MUE_TABLES)
         return chain(self.base, self.hcpcs, chain.from_iterable(ptp), chain.from_iterable(mue))
 
+    def _ptp_random(self, table: str) -> random.Random:
+        return random.Random(f"{self.seed}-ncci-{table}")
+
+    def _plan(self, table: str, rng: random.Random) -> tuple[list[str], list[int]]:
+        """The column-1 codes of a PTP table, and how many edits each has (the first draws of ``rng``)."""
+        pool = self.pool
+        firsts = sorted(rng.sample(pool, int(len(pool) * 0.7)))
+        return firsts, _spread(rng, _scaled(f"ncci_{table}", self.scale), len(firsts), len(pool) - 1)
+
     def _ptp(self, table: str, rng: random.Random) -> Iterator[Record]:
         yield release_record(_release(NCCI, table))
-        pool, total = self.pool, _scaled(f"ncci_{table}", self.scale)
-        firsts = sorted(rng.sample(pool, int(len(pool) * 0.7)))
-        for column1, count in zip(firsts, _spread(rng, total, len(firsts), len(pool) - 1), strict=True):
+        pool = self.pool
+        for column1, count in zip(*self._plan(table, rng), strict=True):
+            if not count:
+                continue
             seconds = rng.sample(pool, count + 1)
             seconds = sorted(code for code in seconds if code != column1)[:count]
-            for column2 in seconds:
-                yield ptp_record(table, _ptp_row(rng, column1, column2))
+            edits = [PtpEdit.of(_ptp_row(rng, column1, column2)) for column2 in seconds]
+            yield from ptp_set_records_of(table, column1, edits)
 
     def _mue(self, table: str, rng: random.Random) -> Iterator[Record]:
         yield release_record(_release(MUE, table))

@@ -21,14 +21,22 @@ is no longer in effect on (an edit deleted on the day it took effect never appli
 record's ``valid_to`` is the day before the deletion date. MUE rows carry no dates: a table is in effect from
 the release's first day, and a code's MUE goes on, release after release, until one changes or drops it.
 
+Records. A PTP table's edits go on the topic grouped by column-1 code: one ``@ncci-set`` record holds every
+version of every edit of one column-1 code of one table (``SET_SIZE`` at most; a code with more takes
+parts 2, 3...), each as ``[column2, valid_from, valid_to, modifier_indicator, rationale]``. A million edits
+make about 14,000 records: a worker reads and decodes them at start in a second or two, where a record per
+edit took most of the ten seconds its table may take. A code's MUE is one ``@mue`` record.
+
 Loading a release publishes only what differs from what the topic holds (``merge_ptp``, ``merge_mue``): the
-records of the release's rows; and, for CMS rows an earlier release published that this one no longer has,
-``valid_to`` the day before the release (a tombstone when they start inside it). Each release replaces its
-whole table, so all four PTP files of a table go in one load. CMS-sourced records carry ``release``
-``CMS NCCI PTP <table>`` or ``CMS MUE <table>`` (the same every quarter, so that an unchanged edit is not
-published again); a payer's own ncci and mue rows (the CSV form, no such ``release``) are never ended by a
-CMS load. Each load also publishes an ``@release`` record for ``NCCI-PTP-<TABLE>`` or ``MUE-<TABLE>`` with
-the dates of service it covers.
+release's rows; and, for CMS rows an earlier release published that this one no longer has, ``valid_to``
+the day before the release (dropped when they start inside it); for PTP edits, the ``@ncci-set`` records
+whose edits changed, and a tombstone for a part no longer needed. Each release replaces its whole table, so
+all four PTP files of a table go in one load. CMS-sourced records carry ``release`` ``CMS NCCI PTP <table>``
+or ``CMS MUE <table>`` (the same every quarter, so that an unchanged edit is not published again); a
+payer's own ncci and mue rows (the CSV form, no such ``release``) are never ended by a CMS load. An earlier
+version of this loader published one ``@ncci`` record per edit: a load reads those as the table's history,
+and replaces them by ``@ncci-set`` records (tombstones for the old ones). Each load also publishes an
+``@release`` record for ``NCCI-PTP-<TABLE>`` or ``MUE-<TABLE>`` with the dates of service it covers.
 """
 
 from __future__ import annotations
@@ -47,9 +55,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from processor.code_table.releases import Release, changed, release_record
-from processor.code_table.table import MUE, MUE_TABLES, NCCI, PTP_TABLES, mue_subject, ncci_subject, policy_record
+from processor.code_table.table import (
+    MUE,
+    MUE_TABLES,
+    NCCI,
+    NCCI_SET,
+    PTP_TABLES,
+    mue_subject,
+    policy_record,
+)
 
 Record = tuple[str, dict[str, Any] | None]
+SET_SIZE = 2_000  # the most edits an @ncci-set record holds: about 80 KB, well under Kafka's 1 MB default
 
 KINDS = ("ncci-ptp", "mue")  # what ``processor load`` calls the two loaders
 _CODE = re.compile(r"[0-9A-Z]{5}")  # a CPT or HCPCS code: every code of both files
@@ -69,6 +86,25 @@ class PtpRow(NamedTuple):
     deletion: str | None
     modifier_indicator: str
     rationale: str
+
+
+class PtpEdit(NamedTuple):
+    """One version of one edit as the topic holds it: in effect from ``valid_from`` to ``valid_to``."""
+
+    column1: str
+    column2: str
+    valid_from: str
+    valid_to: str | None
+    modifier_indicator: str
+    rationale: str
+    prior_1996: bool = False
+
+    @classmethod
+    def of(cls, row: PtpRow) -> PtpEdit:
+        """The edit of a file's row: CMS's deletion date is the first day it is not in effect."""
+        valid_to = None if row.deletion is None else _day_before(row.deletion)
+        return cls(row.column1, row.column2, row.effective, valid_to, row.modifier_indicator, row.rationale,
+                   row.prior_1996)  # fmt: skip
 
 
 class MueRow(NamedTuple):
@@ -229,34 +265,77 @@ def release_system(kind: str, table: str) -> str:
     return f"NCCI-PTP-{table.upper()}" if kind == NCCI else f"MUE-{table.upper()}"
 
 
-def ptp_record(table: str, row: PtpRow) -> tuple[str, dict[str, Any]]:
-    """The ``@ncci`` record of one edit of ``table`` (``practitioner`` or ``hospital``)."""
-    attributes: dict[str, Any] = {
-        "column1": row.column1,
-        "column2": row.column2,
-        "modifier_indicator": row.modifier_indicator,
-        "table": table,
-        "rationale": row.rationale,
-    }
-    if row.prior_1996:
-        attributes["prior_1996"] = True
-    valid_to = None if row.deletion is None else _day_before(row.deletion)
-    subject = ncci_subject(table, row.column1, row.column2)
-    key, record = policy_record(NCCI, subject, row.effective, valid_to, attributes)
-    record["release"] = source_name(NCCI, table)
-    return key, record
+def ptp_set_subject(table: str, column1: str) -> str:
+    """The subject of an ``@ncci-set`` key: ``93000`` in the practitioner table, ``HOSPITAL:93000``."""
+    return mue_subject(table, column1)
 
 
-def ptp_rows(table: str, rows: Iterable[PtpRow]) -> dict[str, PtpRow]:
-    """A table's edits by the key of their record. CMS lists some pairs twice with one effective date (an edit
-    deleted retroactively, and the same edit kept); the row in effect longest is kept."""
-    kept: dict[str, PtpRow] = {}
+def ptp_set_records(table: str, edits: Iterable[PtpEdit]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The ``@ncci-set`` records of ``table`` (``practitioner`` or ``hospital``) that hold ``edits``: per
+    column-1 code, its edits by column 2 and date, ``SET_SIZE`` a record."""
+    by_code: dict[str, list[PtpEdit]] = {}
+    for edit in edits:
+        by_code.setdefault(edit.column1, []).append(edit)
+    for column1 in sorted(by_code):
+        yield from ptp_set_records_of(table, column1, by_code[column1])
+
+
+def ptp_set_records_of(table: str, column1: str, edits: list[PtpEdit]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The ``@ncci-set`` records of one column-1 code of ``table`` (see ``ptp_set_records``)."""
+    edits = sorted(edits, key=lambda e: (e.column2, e.valid_from))
+    subject = ptp_set_subject(table, column1)
+    for part, first in enumerate(range(0, len(edits), SET_SIZE), start=1):
+        chunk = edits[first : first + SET_SIZE]
+        rationales: dict[str, int] = {}
+        rows = []
+        for e in chunk:
+            row = [e.column2, e.valid_from, e.valid_to, e.modifier_indicator,
+                   rationales.setdefault(e.rationale, len(rationales))]  # fmt: skip
+            if e.prior_1996:
+                row.append(True)
+            rows.append(row)
+        ends = [e.valid_to for e in chunk]
+        attributes = {"table": table, "column1": column1, "part": part, "rationales": list(rationales), "edits": rows}
+        record = {
+            "system": NCCI_SET,
+            "code": subject,
+            "valid_from": min(e.valid_from for e in chunk),
+            "valid_to": None if None in ends else max(ends),  # type: ignore[type-var]
+            "release": source_name(NCCI, table),
+            "attributes": attributes,
+        }
+        yield f"{NCCI_SET}|{subject}|{part}", record
+
+
+def held_ptp_edits(held: Mapping[str, dict[str, Any] | None], table: str) -> Iterator[tuple[str, PtpEdit]]:
+    """The CMS edits of ``table`` the topic holds, with the key of the record each is in: from its
+    ``@ncci-set`` records, and from the ``@ncci`` records an earlier version of this loader published."""
+    source = source_name(NCCI, table)
+    for key, record in held.items():
+        if not record or record.get("release") != source:
+            continue
+        a = record.get("attributes") or {}
+        if record.get("system") == NCCI_SET:
+            rationales = a.get("rationales") or [""]
+            for row in a.get("edits") or ():
+                yield key, PtpEdit(a["column1"], row[0], row[1], row[2], row[3], rationales[row[4]],
+                                   len(row) > 5 and bool(row[5]))  # fmt: skip
+        elif record.get("system") == NCCI:
+            indicator, rationale, prior = str(a["modifier_indicator"]), a.get("rationale") or "", a.get("prior_1996")
+            yield key, PtpEdit(a["column1"], a["column2"], record["valid_from"], record.get("valid_to"), indicator,
+                               rationale, bool(prior))  # fmt: skip
+
+
+def ptp_rows(table: str, rows: Iterable[PtpRow]) -> dict[tuple[str, str, str], PtpEdit]:
+    """A table's edits by (column 1, column 2, effective date). CMS lists some pairs twice with one effective
+    date (an edit deleted retroactively, and the same edit kept); the row in effect longest is kept."""
+    kept: dict[tuple[str, str, str], PtpRow] = {}
     for row in rows:
-        key = f"{NCCI}|{ncci_subject(table, row.column1, row.column2)}|{row.effective}"
+        key = (row.column1, row.column2, row.effective)
         held = kept.get(key)
         if held is None or _reach(row) > _reach(held):
             kept[key] = row
-    return kept
+    return {key: PtpEdit.of(row) for key, row in kept.items()}
 
 
 def _reach(row: PtpRow) -> tuple[bool, str, bool]:
@@ -276,12 +355,26 @@ def merge_ptp(
     held: Mapping[str, dict[str, Any] | None], release: Release, table: str, rows: Iterable[PtpRow]
 ) -> Iterator[Record]:
     """The records that load a PTP release of ``table`` on top of ``held`` (what the topic holds, by key):
-    its ``@release`` record and its edits, and the end of the CMS edits of the table it no longer lists;
-    records equal to what is held are left out, so loading the same release again yields nothing. A record
-    is made only when it is compared: a table's million rows are held as rows, not as records."""
+    its ``@release`` record; the table's ``@ncci-set`` records, of the release's edits and of the held ones
+    it no longer lists (ended the day before it, dropped when they start inside it; those ended before it
+    are kept as they are); tombstones for held records of the table no longer needed. Records equal to
+    what is held are left out, so loading the same release again yields nothing."""
     wanted = ptp_rows(table, rows)
-    edits = (ptp_record(table, row) for row in wanted.values())
-    return changed(chain([release_record(release)], _ended(held, NCCI, table, release.first_day, wanted), edits), held)
+    first_day, day_before = release.first_day, _day_before(release.first_day)
+    edits = dict(wanted)
+    held_keys = set()
+    for key, edit in held_ptp_edits(held, table):
+        held_keys.add(key)
+        place = (edit.column1, edit.column2, edit.valid_from)
+        if place in wanted:
+            continue
+        if edit.valid_to is not None and edit.valid_to < first_day:
+            edits[place] = edit  # ended before this release: history it does not speak of
+        elif edit.valid_from < first_day:
+            edits[place] = edit._replace(valid_to=day_before)
+    records = dict(ptp_set_records(table, edits.values()))
+    gone = ((key, None) for key in sorted(held_keys - records.keys()))
+    return changed(chain([release_record(release)], gone, records.items()), held)
 
 
 def merge_mue(
@@ -415,5 +508,6 @@ def _iso_day(text: str) -> str:
     return date(int(text[:4]), int(text[4:6]), int(text[6:])).isoformat()
 
 
+@cache
 def _day_before(day: str) -> str:
     return (date.fromisoformat(day) - timedelta(days=1)).isoformat()

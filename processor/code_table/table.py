@@ -8,21 +8,28 @@ topic keeps them.
 Policy records travel on the same topic under reserved system names that start with ``@`` (no code
 system may): ``@release`` (the dates a loaded release of a system covers), ``@supports`` (a diagnosis
 range that supports a procedure or test: coverage), ``@ncci`` (an NCCI procedure-to-procedure edit: a code
-pair of CMS's practitioner or hospital table with its modifier indicator), ``@mue`` (a Medically Unlikely
+pair of CMS's practitioner or hospital table with its modifier indicator), ``@ncci-set`` (every edit of CMS's
+PTP files for one column-1 code of one table, with their dates: what ``processor load ncci-ptp`` publishes,
+see ``ncci_mue``), ``@mue`` (a Medically Unlikely
 Edit of the practitioner, outpatient hospital or DME table: the most units of a code, and whether per line or
 per day), ``@mce`` (the flags CMS's Medicare Code Editor lists give a code: age group, manifestation,
 unacceptable principal...) and ``@mce-age`` (the ages an MCE age group allows; both from ``mce``). Their keys
 have the same three parts, so compaction, replacement and tombstones work the same way (see
 ``policy_record``). The subject of an ``@ncci`` or ``@mue`` key names its table and codes (``ncci_subject``,
 ``mue_subject``): ``HOSPITAL:93000/93005``, ``DME:E0114``; the practitioner table's carry no prefix
-(``93000/93005``, ``36415``), as they did before there were other tables.
+(``93000/93005``, ``36415``), as they did before there were other tables. An ``@ncci-set`` key is the one
+exception to the third part: ``@ncci-set|HOSPITAL:93000|1`` names the table, the column-1 code and the part
+(a code with more than ``ncci_mue.SET_SIZE`` edits takes several records), since its edits have many dates.
 
 Everything the engine needs per event is computed here, once per record applied: a version's age, sex,
 principal and crosswalk attributes are parsed into fields, and policy records go into indexes keyed the
 way the engine looks them up. NCCI and MUE tables run to a million rows, so their index holds no record and
 no key: table -> column 1 -> column 2 -> a flat tuple ``(from, to, PairEdit, from, to, PairEdit...)`` (MUE:
 table -> code -> the same with ``MueLimit``), with codes interned and equal values and lone versions shared
-(most edits share their dates, indicator and rationale with thousands of others): about 45 bytes a pair. The
+(most edits share their dates, indicator and rationale with thousands of others): about 45 bytes a pair.
+``@ncci-set`` records have an index of their own (table -> column 1 -> part -> column 2 -> versions), which
+a record replaces whole; a payer's own ``@ncci`` edit of a pair, in effect on the day, is the one that
+holds over CMS's. The
 table is not thread-safe: the worker applies updates on its event loop between batches, so every decision
 in a batch sees one table.
 """
@@ -30,8 +37,7 @@ in a batch sees one table.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import msgspec
@@ -42,12 +48,14 @@ from processor.code_systems import normalize
 RELEASE = "@release"
 SUPPORTS = "@supports"
 NCCI = "@ncci"
+NCCI_SET = "@ncci-set"
 MUE = "@mue"
 MCE = "@mce"
 MCE_AGE = "@mce-age"
-POLICY_KINDS = (RELEASE, SUPPORTS, NCCI, MUE, MCE, MCE_AGE)
+POLICY_KINDS = (RELEASE, SUPPORTS, NCCI, NCCI_SET, MUE, MCE, MCE_AGE)
 _EDIT_KINDS = frozenset((NCCI, MUE))
 _first = itemgetter(0)
+_valid_from = attrgetter("valid_from")
 _PREFIXES = {"practitioner": "", "hospital": "HOSPITAL:"}  # what an @ncci key's subject starts with, by table
 PRACTITIONER = "practitioner"
 PTP_TABLES = (PRACTITIONER, "hospital")  # CMS's NCCI PTP tables: practitioner, hospital outpatient
@@ -127,12 +135,64 @@ class EditRecord(msgspec.Struct):
 _EDIT_DECODER = msgspec.json.Decoder(EditRecord)
 
 
-@dataclass(frozen=True, slots=True)
-class CodeVersion:
+class SetEdit(msgspec.Struct, array_like=True):
+    """One version of one edit of an ``@ncci-set`` record, as the array ``[column2, valid_from, valid_to,
+    modifier_indicator, rationale]`` (``rationale``: its place in the record's ``rationales``), and ``true``
+    after them when CMS marks the edit as in existence before 1996."""
+
+    column2: str
+    valid_from: str
+    valid_to: str | None
+    modifier_indicator: str
+    rationale: int = 0
+    prior_1996: bool = False
+
+
+class SetAttributes(msgspec.Struct):
+    """The attributes of an ``@ncci-set`` record: its table, column-1 code and part, and its edits."""
+
+    table: str
+    column1: str
+    part: int
+    edits: list[SetEdit]
+    rationales: list[str] = []
+
+
+class SetRecord(msgspec.Struct):
+    """An ``@ncci-set`` record, typed."""
+
+    system: str
+    code: str
+    valid_from: str
+    attributes: SetAttributes
+    valid_to: str | None = None
+
+
+_SET_DECODER = msgspec.json.Decoder(SetRecord)
+
+
+class CodeRecord(msgspec.Struct):
+    """A code's record (not a policy record), typed: decoded straight from the record's bytes."""
+
+    system: str
+    code: str
+    valid_from: str
+    valid_to: str | None = None
+    billable: bool = True
+    description: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+_CODE_DECODER = msgspec.json.Decoder(CodeRecord)
+
+
+class CodeVersion(msgspec.Struct, frozen=True):
     """One version of a code: the dates it is valid on and what the table says of it then.
 
     The edit attributes (``age_min``... ``maps_to``) are parsed from the record's ``attributes`` when it is
-    applied, so that the engine reads fields instead of parsing per event.
+    applied, so that the engine reads fields instead of parsing per event. (A frozen msgspec struct, not a
+    dataclass: two hundred thousand are made at start, and a frozen dataclass's ``__init__`` cost a third of
+    the default table's load.)
     """
 
     valid_from: str
@@ -180,6 +240,7 @@ class CodeTable:
         self._supports: dict[tuple[str, str], dict[str, tuple]] = {}  # (system, code) -> key -> (lo, hi, from, to)
         # NCCI and MUE: no key map (a key names its place: ``_edit_place``); flat version tuples (module doc).
         self._pairs: dict[str, dict[str, dict[str, tuple]]] = {}  # table -> column 1 -> column 2 -> versions
+        self._sets: dict[str, dict[str, dict[int, dict[str, tuple]]]] = {}  # the same, by part: @ncci-set
         self._mue: dict[str, dict[str, tuple]] = {}  # table -> code -> versions
         self._shared_edits: dict[tuple, tuple] = {}  # one PairEdit, MueLimit, lone version per distinct value
         self._mce: dict[tuple[str, str], dict[str, tuple]] = {}  # (system, code) -> key -> (from, to, MceEntry)
@@ -242,18 +303,29 @@ class CodeTable:
     @property
     def has_pairs(self) -> bool:
         """True when any NCCI pair is loaded (of any table)."""
-        return any(self._pairs.values())
+        return any(self._pairs.values()) or any(self._sets.values())
 
     def pair(self, column1: str, column2: str, day: str, table: str = PRACTITIONER) -> PairEdit | None:
         """The NCCI edit of ``table`` ('practitioner' or 'hospital') in effect on ``day`` for the pair
-        (normalized codes, column 1 first), or None. When versions overlap, the one that starts last wins."""
+        (normalized codes, column 1 first), or None: a payer's own (``@ncci``) before CMS's (``@ncci-set``).
+        When versions overlap, the one that starts last wins."""
         columns = self._pairs.get(table)
         if columns:
             seconds = columns.get(column1)
             if seconds:
                 versions = seconds.get(column2)
                 if versions:
-                    return _in_effect(versions, day)
+                    edit = _in_effect(versions, day)
+                    if edit is not None:
+                        return edit
+        sets = self._sets.get(table)
+        if sets:
+            parts = sets.get(column1)
+            if parts:
+                for seconds in parts.values():
+                    versions = seconds.get(column2)
+                    if versions:
+                        return _in_effect(versions, day)
         return None
 
     @property
@@ -311,26 +383,45 @@ class CodeTable:
             self._apply_edit(kind, key, None if record is None else msgspec.convert(record, EditRecord))
             self.revision += 1
             return
-        system, code, valid_from = _split_key(key)
-        if record is not None:
-            if record.get("system") != system or normalize(system, str(record.get("code", ""))) != code:
-                raise ValueError("record does not match its key")
-            if record.get("valid_from") != valid_from:
-                raise ValueError("record valid_from does not match its key")
-        if system.startswith("@"):
+        if kind == NCCI_SET:
+            self._apply_set(key, None if record is None else msgspec.convert(record, SetRecord))
+            self.revision += 1
+            return
+        if kind.startswith("@"):
+            system, code, valid_from = _split_key(key)
+            if record is not None:
+                if record.get("system") != system or normalize(system, str(record.get("code", ""))) != code:
+                    raise ValueError("record does not match its key")
+                if record.get("valid_from") != valid_from:
+                    raise ValueError("record valid_from does not match its key")
             self._apply_policy(system, key, record)
             self.revision += 1
             return
-        codes = self._codes.setdefault(system, {})
-        kept = tuple(v for v in codes.get(code, _NONE) if v.valid_from != valid_from)
+        self._apply_code(key, None if record is None else msgspec.convert(record, CodeRecord))
+
+    def _apply_code(self, key: str, record: CodeRecord | None) -> None:
+        """Upsert or delete one version of a code."""
+        system, code, valid_from = _split_key(key)
+        if record is not None:
+            if record.system != system or normalize(system, record.code) != code:
+                raise ValueError("record does not match its key")
+            if record.valid_from != valid_from:
+                raise ValueError("record valid_from does not match its key")
+        codes = self._codes.get(system)
+        if codes is None:
+            codes = self._codes[system] = {}
+        held = codes.get(code, _NONE)
+        kept = tuple(v for v in held if v.valid_from != valid_from) if held else _NONE
         if record is not None:
             version = _version(record)
             if not kept and version.attributes is None and not version.description:  # ICD-10-PCS, CPT...
                 kept = self._shared.setdefault(version, (version,))
+            elif not kept:
+                kept = (version,)
             else:
-                kept = tuple(sorted((*kept, version), key=lambda v: v.valid_from))
+                kept = tuple(sorted((*kept, version), key=_valid_from))
         self.revision += 1
-        self._size += len(kept) - len(codes.get(code, _NONE))
+        self._size += len(kept) - len(held)
         if kept:
             codes[code] = kept
         else:
@@ -345,8 +436,13 @@ class CodeTable:
         if kind in _EDIT_KINDS:
             self._apply_edit(kind, text, None if value is None else _EDIT_DECODER.decode(value))
             self.revision += 1
-        else:
+        elif kind == NCCI_SET:
+            self._apply_set(text, None if value is None else _SET_DECODER.decode(value))
+            self.revision += 1
+        elif kind.startswith("@"):
             self.apply(text, None if value is None else orjson.loads(value))
+        else:  # a code: two hundred thousand at start
+            self._apply_code(text, None if value is None else _CODE_DECODER.decode(value))
 
     def load(self, records: Any) -> CodeTable:
         """Apply ``(key, record)`` pairs in order; returns the table for chaining."""
@@ -458,6 +554,52 @@ class CodeTable:
             if not index:
                 del parents[parent]
 
+    def _apply_set(self, key: str, record: SetRecord | None) -> None:
+        """Replace (or delete) one part of an ``@ncci-set``: the edits of one column-1 code of one table. The
+        part is built whole, then put in place of what the key held: nothing of the old part is diffed."""
+        table, column1, part = _set_place(key)
+        seconds: dict[str, tuple] = {}
+        if record is not None:
+            a = record.attributes
+            if record.system != NCCI_SET or record.code.upper() != key.split("|")[1]:
+                raise ValueError("record does not match its key")
+            if (a.table, a.column1.upper(), a.part) != (table, column1, part):
+                raise ValueError(f"an @ncci-set key names its table, column 1 and part: {a.table} {a.column1} {a.part}")
+            shared, rationales = self._shared_edits, a.rationales
+            edits: dict[tuple[str, int], PairEdit] = {}  # (indicator, rationale) -> the shared PairEdit
+            for edit in a.edits:
+                start, end = edit.valid_from, edit.valid_to
+                if end is not None and end < start:
+                    continue  # CMS deletes an edit retroactively by ending it before it starts
+                value = edits.get((edit.modifier_indicator, edit.rationale))
+                if value is None:
+                    value = edits[edit.modifier_indicator, edit.rationale] = self._set_edit(edit, rationales)
+                version = (start, end, value)
+                version = shared.setdefault(version, version)
+                held = seconds.get(edit.column2)
+                if held is None:
+                    seconds[sys.intern(edit.column2)] = version
+                else:  # a pair with versions of its own (few do)
+                    flat = [held[i : i + 3] for i in range(0, len(held), 3) if held[i] != start]
+                    seconds[edit.column2] = tuple(x for v in sorted((*flat, version), key=_first) for x in v)
+        parts = self._sets.setdefault(table, {}).get(column1)
+        if seconds:
+            if parts is None:
+                parts = self._sets[table][sys.intern(column1)] = {}
+            parts[part] = seconds
+        elif parts is not None:
+            parts.pop(part, None)
+            if not parts:
+                del self._sets[table][column1]
+
+    def _set_edit(self, edit: SetEdit, rationales: list[str]) -> PairEdit:
+        if edit.modifier_indicator not in {"0", "1", "9"}:
+            raise ValueError("modifier_indicator must be 0, 1 or 9")
+        if not 0 <= edit.rationale < max(1, len(rationales)):
+            raise ValueError(f"rationale {edit.rationale} is not one of the record's rationales")
+        value = PairEdit(edit.modifier_indicator, rationales[edit.rationale] if rationales else "")
+        return self._shared_edits.setdefault(value, value)  # type: ignore[return-value]
+
     def _pair_edit(self, subject: str, attributes: EditAttributes) -> tuple[tuple[str, str, str], PairEdit]:
         """Where an ``@ncci`` record goes, ``(table, column1, column2)``, and its shared ``PairEdit``."""
         table, column1, column2 = attributes.table or PRACTITIONER, attributes.column1, attributes.column2
@@ -499,9 +641,12 @@ def in_range(code: str, low: str, high: str) -> bool:
     return low <= code[: len(low)] and code[: len(high)] <= high
 
 
-def _version(record: dict[str, Any]) -> CodeVersion:
-    attributes = record.get("attributes") or None
-    a = attributes or {}
+def _version(record: CodeRecord) -> CodeVersion:
+    attributes = record.attributes or None
+    description = record.description or ""
+    if attributes is None:  # most codes: no edit attributes
+        return CodeVersion(record.valid_from, record.valid_to, record.billable, description, None)
+    a = attributes
     maps_to = None
     if a.get("maps_to"):
         target = str(a["maps_to"])
@@ -511,10 +656,10 @@ def _version(record: dict[str, Any]) -> CodeVersion:
         maps_to = (system, normalize(system, target))
     sex = a.get("sex")
     return CodeVersion(
-        valid_from=record["valid_from"],
-        valid_to=record.get("valid_to"),
-        billable=bool(record.get("billable", True)),
-        description=str(record.get("description") or ""),
+        valid_from=record.valid_from,
+        valid_to=record.valid_to,
+        billable=record.billable,
+        description=description,
         attributes=attributes,
         age_min=_age(a.get("age_min")),
         age_max=_age(a.get("age_max")),
@@ -566,6 +711,16 @@ def _edit_place(kind: str, subject: str) -> tuple[str, ...]:
     if table in MUE_TABLES and rest:
         return table, rest
     raise ValueError("an @mue key's subject is [TABLE:]CODE")
+
+
+def _set_place(key: str) -> tuple[str, str, int]:
+    """Where an ``@ncci-set`` key points: ``(table, column1, part)``."""
+    parts = key.split("|")
+    prefix, _, column1 = parts[1].rpartition(":") if len(parts) == 3 else ("", "", "")
+    table = prefix.lower() if prefix else PRACTITIONER
+    if table not in PTP_TABLES or not column1 or not parts[2].isdigit():
+        raise ValueError("an @ncci-set key is @ncci-set|[TABLE:]COLUMN1|PART")
+    return table, column1, int(parts[2])
 
 
 def _in_effect(versions: tuple, day: str) -> Any:
