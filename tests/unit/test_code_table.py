@@ -2,6 +2,7 @@
 
 import io
 
+import orjson
 import pytest
 
 from processor.code_table.csv_rows import read_csv
@@ -57,6 +58,24 @@ def test_the_last_code_of_a_system_deleted_unloads_the_system():
 def test_records_that_do_not_match_their_key_are_refused(key, record):
     with pytest.raises(ValueError):
         CodeTable().apply(key, record)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"billable": "false"}, {"valid_to": 20251231}, {"code": 119}, {"description": ["E11.9"]}, {"attributes": []}],
+)
+def test_a_code_record_of_the_wrong_types_is_refused_not_misread(changes):
+    """A code's record decodes typed (``CodeRecord``): ``"billable": "false"`` is refused, where reading it as
+    a truthy string would have made a header billable."""
+    record = {"system": "ICD-10-CM", "code": "E11.9", "valid_from": "2024-10-01", "billable": True}
+    table = CodeTable()
+    with pytest.raises(ValueError):
+        table.apply("ICD-10-CM|E119|2024-10-01", {**record, **changes})
+    with pytest.raises(ValueError):
+        table.apply_json(b"ICD-10-CM|E119|2024-10-01", orjson.dumps({**record, **changes}))
+    assert len(table) == 0
+    table.apply_json(b"ICD-10-CM|E119|2024-10-01", orjson.dumps(record))
+    assert len(table) == 1 and table.versions("ICD-10-CM", "E119")[0].billable is True
 
 
 def test_csv_rows():
