@@ -11,7 +11,8 @@ ever holding a line longer than the limit.
 A file in a submitter's format (``check_document``) is one document: an X12 837 interchange, an HL7 v2 message
 or batch, a FHIR resource or Bundle. Its events are decided as lines are, one output line each (with
 ``source.file`` and ``source.index``), and the answers the submitter reads are built from their decision
-records: 999 and 277CA, ACK or ORL^O22, ClaimResponse or OperationOutcome. ``sniff`` tells the formats apart.
+records by ``formats.documents``, as the worker builds them for the responses topic: 999 and 277CA, ACK or
+ORL^O22, ClaimResponse or OperationOutcome. ``sniff`` tells the formats apart.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import codecs
 import io
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -30,21 +31,8 @@ from processor.code_table.table import CodeTable
 from processor.config import Settings
 from processor.engine import Policy
 from processor.engine.duplicates import SeenClaims
-from processor.formats import (
-    Format,
-    Parsed837,
-    ParsedHl7,
-    build_277ca,
-    build_999,
-    build_fhir_response,
-    build_hl7_response,
-    detect,
-    parse_837,
-    parse_fhir,
-    parse_hl7,
-)
-from processor.formats.fhir import FhirError
-from processor.formats.hl7v2 import Hl7Error
+from processor.formats import Format, detect
+from processor.formats.documents import answer, echoed_control_numbers, read_document
 from processor.routing import Refused, decide_value
 
 # The worker's limit on a record's size, by default.
@@ -173,28 +161,19 @@ def check_document(
     through ``routing.decide_value``, with one duplicate window for the document and ``source``
     ``{"file": name, "index": i}`` (the event's place among the document's events, from 0). What could not
     be read gives ``{"file": name, "outcome": "undecodable", "error": ...}`` (the parser's failure, which names
-    segments and fields, never content) and still its rejection in the answers: 999 (or TA1) and 277CA for an
-    837, ACK or ORL^O22 for HL7 v2, ClaimResponse or OperationOutcome for FHIR. Control numbers come from the
-    input (ISA13, MSH-10) or are 1; the answers' time is ``decided_at``: the same input gives the same files."""
+    segments and fields, never content) and still its rejection in the answers (``formats.documents.answer``):
+    999 (or TA1) and 277CA for an 837, ACK or ORL^O22 for HL7 v2, ClaimResponse or OperationOutcome for FHIR.
+    Control numbers come from the input (ISA13, MSH-10) or are 1; the answers' time is ``decided_at``: the same
+    input gives the same files."""
     window = SeenClaims(duplicate_window_days * 86_400_000) if duplicate_window_days > 0 else None
     created_at = datetime.fromisoformat(decided_at.replace("Z", "+00:00"))
+    document = read_document(raw, form)
     results: list[tuple[str, bytes]] = []
-    parsed: Any
-    if form is Format.X12:
-        parsed = parse_837(raw)
-        events = [("claim", claim.event) for claim in parsed.claims]
-    elif form is Format.HL7V2:
-        parsed = parse_hl7(raw)
-        events = [("order", order.event) for order in parsed.orders]
-    elif form is Format.FHIR:
-        parsed = parse_fhir(raw)
-        events = [(entry.kind, entry.event) for entry in parsed.entries]
-    else:
-        raise ValueError(f"not a document format: {form}")
-    if parsed.failure is not None:
-        results.append(("undecodable", orjson.dumps({"file": name, "outcome": "undecodable", "error": parsed.failure})))
+    if document.failure is not None:
+        failure = {"file": name, "outcome": "undecodable", "error": document.failure}
+        results.append(("undecodable", orjson.dumps(failure)))
     records: list[dict[str, Any] | None] = []
-    for index, (kind, event) in enumerate(events):
+    for index, (kind, event) in enumerate(document.events):
         source = {"file": name, "index": index}
         result = decide_value(
             orjson.dumps(event), kind, table, policy, decided_at, source, max_bytes, window, f"{name}:{index}"
@@ -206,65 +185,5 @@ def check_document(
         else:
             records.append(orjson.loads(result.value))
             results.append((result.decision.outcome.value, result.value))
-    return DocumentCheck(results, _responses(form, parsed, records, created_at))
-
-
-def _responses(
-    form: Format, parsed: Any, records: list[dict[str, Any] | None], created_at: datetime
-) -> dict[str, bytes]:
-    """The answer files of a document by suffix, from the records of its events (None: an event refused, which
-    its answers leave out, as a topic's answers would not hold a dead letter)."""
-    kept = {index for index, record in enumerate(records) if record is not None}
-    decisions = [record for record in records if record is not None]
-    if form is Format.X12:
-        if len(kept) < len(records):
-            parsed = _keep_837(parsed, kept)
-        number = int(parsed.header.control_number) if parsed.header and parsed.header.control_number.isdigit() else 1
-        answers = {".999": build_999(parsed, control_number=number, created_at=created_at).encode()}
-        claim_ack = build_277ca(parsed, decisions, control_number=number % 999_999_999 + 1, created_at=created_at)
-        if claim_ack is not None:
-            answers[".277ca"] = claim_ack.encode()
-        return answers
-    if form is Format.HL7V2:
-        if len(kept) < len(records):
-            places = {id(order): index for index, order in enumerate(parsed.orders)}
-            parsed = _keep_hl7(parsed, kept)
-            decisions = [record for order in parsed.orders if (record := records[places[id(order)]]) is not None]
-        control = next((message.control_id for message in parsed.messages if message.control_id), "")
-        control_id = f"A{control[-19:]}" if control else "1"  # MSH-10 is ST, at most 20 characters: its tail
-        return {
-            ".ack.hl7": build_hl7_response(parsed, decisions, control_id=control_id, created_at=created_at).encode()
-        }
-    if len(kept) < len(records):
-        entries = tuple(entry for index, entry in enumerate(parsed.entries) if index in kept)
-        error = None if entries else FhirError("exception", "no entry of the body could be decided")
-        parsed = replace(parsed, entries=entries, error=error)
-    answer = build_fhir_response(parsed, decisions, created_at=created_at)
-    return {".response.json": orjson.dumps(answer, option=orjson.OPT_INDENT_2) + b"\n"}
-
-
-def _keep_837(parsed: Parsed837, kept: set[int]) -> Parsed837:
-    """``parsed`` with only the claims whose places are ``kept``."""
-    ordinals = {id(claim): index for index, claim in enumerate(parsed.claims)}
-
-    def claims(transaction: Any) -> tuple[Any, ...]:
-        return tuple(claim for claim in transaction.claims if ordinals[id(claim)] in kept)
-
-    groups = tuple(
-        replace(group, transactions=tuple(replace(t, claims=claims(t)) for t in group.transactions))
-        for group in parsed.groups
-    )
-    return replace(parsed, groups=groups)
-
-
-def _keep_hl7(parsed: ParsedHl7, kept: set[int]) -> ParsedHl7:
-    """``parsed`` with only the orders whose places are ``kept``: a message with an order that could not be
-    decided is rejected whole (AR, condition 207), as its acknowledgment cannot answer that order."""
-    ordinals = {id(order): index for index, order in enumerate(parsed.orders)}
-    messages = tuple(
-        message
-        if all(ordinals[id(order)] in kept for order in message.orders)
-        else replace(message, orders=(), error=Hl7Error("207", "an order of the message could not be decided"))
-        for message in parsed.messages
-    )
-    return replace(parsed, messages=messages)
+    answers = answer(document, records, echoed_control_numbers(document), created_at)
+    return DocumentCheck(results, {found.suffix: found.content for found in answers})

@@ -39,7 +39,7 @@ processor.formats.measure``), too much to parse the stream with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -100,12 +100,14 @@ class FhirError:
 
 @dataclass(frozen=True, slots=True)
 class ParsedFhir:
-    """What ``parse_fhir`` read: its entries in the order of the body, whether it was a Bundle, and the error
-    that stopped it (then there are no entries)."""
+    """What ``parse_fhir`` read: its entries in the order of the body, whether it was a Bundle, the error
+    that stopped it (then there are no entries), and the body's ``resourceType/id`` when it has an id (what a
+    response names as the request it answers)."""
 
     entries: tuple[FhirEntry, ...]
     bundle: bool = False
     error: FhirError | None = None
+    reference: str | None = None
 
     @property
     def failure(self) -> str | None:
@@ -124,15 +126,17 @@ def parse_fhir(raw: bytes) -> ParsedFhir:
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
         return ParsedFhir((), error=FhirError("structure", "not a FHIR resource (a JSON object with resourceType)"))
     kind = body["resourceType"]
+    reference = f"{kind[:40]}/{body['id'][:64]}" if isinstance(body.get("id"), str) and body["id"] else None
     if kind == "Bundle":
-        return _read_bundle(body)
+        return replace(_read_bundle(body), reference=reference)
     if kind not in ("Claim", "ServiceRequest"):
-        return ParsedFhir((), error=FhirError("not-supported", f"resourceType {kind[:40]!r} is not Claim, "
-                                              "ServiceRequest or Bundle", "resourceType"))  # fmt: skip
+        unsupported = FhirError("not-supported", f"resourceType {kind[:40]!r} is not Claim, ServiceRequest or "
+                                "Bundle", "resourceType")  # fmt: skip
+        return ParsedFhir((), error=unsupported, reference=reference)
     resolver = _Resolver(body, {})
     if kind == "Claim":
-        return ParsedFhir((_claim(body, resolver),))
-    return ParsedFhir((_order([(body, "ServiceRequest")], resolver),))
+        return ParsedFhir((_claim(body, resolver),), reference=reference)
+    return ParsedFhir((_order([(body, "ServiceRequest")], resolver),), reference=reference)
 
 
 def _read_bundle(bundle: dict[str, Any]) -> ParsedFhir:

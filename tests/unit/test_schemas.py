@@ -27,7 +27,7 @@ def validator(name):
 
 
 def test_every_record_kind_has_a_schema():
-    assert set(NAMES) >= {"claim", "order", "code-table-record", "decision", "dead-letter"}
+    assert set(NAMES) >= {"claim", "order", "code-table-record", "decision", "dead-letter", "response"}
 
 
 @pytest.mark.parametrize("name", NAMES)
