@@ -30,10 +30,14 @@ rebuilt from the changelog. Where there is no boot id, writes are synced.
 and up to half as much again for the segment in hand: 3 GB for a window of 10 million, 30-45 GB for a payer's
 150 million (5 million claims a day for 30 days), split over the partitions' stores.
 
-**Memory.** LMDB maps the file; every page a lookup reads is mapped into the process (the kernel maps up to
-16 around it), and would stay counted in its resident memory. The store lets go of them every
-``RELEASE_EVERY`` lookups or entries written (``madvise(MADV_DONTNEED)``: they stay in the kernel's page
-cache), so a worker holds about 100 MB of the store's pages at most, however large the store.
+**Memory.** LMDB maps the file; every page a lookup or a write reads is mapped into the process (the kernel
+maps up to 16 around it: 64 KiB), and would stay counted in its resident memory. The store lets go of them
+(``madvise(MADV_DONTNEED)``: they stay in the kernel's page cache) once the process's resident file pages have
+grown by ``MAPPED_MAX`` since it last did, which it looks at every ``CHECK_EVERY`` lookups or entries written,
+and at the end of every write: so a worker holds about ``MAPPED_MAX`` of each store's pages at most, however
+large the store. (Letting go every 500 lookups or entries written instead let 500 writes map 150 MB of a
+store of 10 million entries, for a worker peak of 286 MB instead of 218 restoring it: a write of a random key
+reads a leaf of each database it asks, about 75 pages mapped in all.)
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
+import mmap
 import os
 import shutil
 import struct
@@ -67,11 +72,17 @@ LONG_ID = 400
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 # The most content look-ups remembered for the writes that follow them (a few batches' worth).
 CONTENTS_SEEN = 50_000
-# The store lets go of its pages in the process's memory map after this many lookups or entries written (and
-# at the end of every write): a read maps up to 16 pages (the kernel's fault-around), so the lookups of one
-# batch of 3,000 claims mapped 500 MB of a store of 10 million entries.
-RELEASE_EVERY = 500
+# The most of the store's pages the process keeps mapped before it lets them go (see the module's docstring).
+# Less costs more per lookup and write, in page faults that map the B-trees' upper pages again: in a store of
+# 10 million entries, 64 MB took 8 % more page faults to restore 100,000 records than letting go every 500
+# writes (150 MB), and no CPU time that the noise showed; 32 MB took 12 % more, and letting go every 100
+# writes (30 MB) cost 10 µs more a write (50 instead of 40) and 11 µs more a claim's two lookups.
+MAPPED_MAX = 64 << 20
+# Lookups or entries written between two looks at the process's resident file pages (``/proc/self/statm``,
+# about 1.5 µs a look); one lookup or write maps at most about 300 KB.
+CHECK_EVERY = 25
 _MADV_DONTNEED = 4
+_PAGE = mmap.PAGESIZE
 UNSYNCED = "unsynced"
 
 _AT = struct.Struct(">q")
@@ -155,7 +166,10 @@ class WindowStore:
         self._segments: dict[int, Any] = {n: self._open_segment(n) for n in segments}
         self._reader = self._env.begin()
         self._map = _mapping(path / "data.mdb")
-        self._lookups = 0
+        self._resident = _ResidentFiles.open() if self._map is not None and _libc is not None else None
+        # The process's resident file pages when this store last let go of its own.
+        self._mapped_since = 0 if self._resident is None else self._resident.pages()
+        self._touches = 0  # lookups and entries written since the last look at them
         # What ``by_content`` found, by fingerprint, kept true across writes (a write updates what it changes):
         # the write that takes a claim asks what its content holds, which the claim's check just looked up.
         self._contents_seen: dict[bytes, bytes | None] = {}
@@ -173,8 +187,7 @@ class WindowStore:
 
     def emptied(self) -> WindowStore:
         """Delete everything (the files too) and return the empty store that takes this one's place."""
-        self._reader.abort()
-        self._env.close()
+        self.close(sync=False)
         shutil.rmtree(self.path, ignore_errors=True)
         return WindowStore(self.path, self.window_ms)
 
@@ -187,6 +200,8 @@ class WindowStore:
             self._env.sync(True)
             _remove_durably(self.path / UNSYNCED)
         self._env.close()
+        if self._resident is not None:
+            self._resident.close()
 
     def __len__(self) -> int:
         """The entries kept by id (an id in two segments counts twice)."""
@@ -196,7 +211,7 @@ class WindowStore:
         return Checkpoint.from_bytes(self._reader.get(b"checkpoint", db=self._meta))
 
     def by_id(self, claim_id: str) -> Seen | None:
-        self._looked_up()
+        self._touched()
         key = _id_key(claim_id)
         for ids, _ in reversed(self._segments.values()):
             value = self._reader.get(key, db=ids)
@@ -209,7 +224,7 @@ class WindowStore:
             key = bytes.fromhex(content)
         except ValueError:
             return None
-        self._looked_up()
+        self._touched()
         found = None
         for _, contents in reversed(self._segments.values()):
             found = self._reader.get(key, db=contents)
@@ -231,9 +246,8 @@ class WindowStore:
         dropped = False
         try:
             with self._env.begin(write=True) as txn:
-                for n, seen in enumerate(entries, start=1):
-                    if n % RELEASE_EVERY == 0:
-                        self._release_pages()
+                for seen in entries:
+                    self._touched()
                     if newest is None or seen.at_ms > newest:
                         newest = seen.at_ms
                     number = newest // self.span_ms
@@ -261,19 +275,23 @@ class WindowStore:
         self._reader = self._env.begin()
         self._release_pages()
 
-    def _looked_up(self) -> None:
-        self._lookups += 1
-        if self._lookups >= RELEASE_EVERY:
-            self._release_pages()
+    def _touched(self) -> None:
+        """A lookup or an entry written: every ``CHECK_EVERY``, let the store's pages go if too many are mapped."""
+        self._touches += 1
+        if self._touches >= CHECK_EVERY:
+            self._touches = 0
+            if self._resident is not None and self._resident.pages() - self._mapped_since > MAPPED_MAX // _PAGE:
+                self._release_pages()
 
     def _release_pages(self) -> None:
         """Drop the store's pages from the process's resident memory: they stay in the kernel's page cache, and
         a later read maps them again. Without it every page a lookup or a write ever read stays resident in the
         worker, which after a while is the whole file (2 GB for 10 million entries), counted in its RSS."""
-        self._lookups = 0
         if self._map is not None and _libc is not None:
             used = (self._env.info()["last_pgno"] + 1) * self._env.stat()["psize"]
             _libc.madvise(ctypes.c_void_p(self._map[0]), ctypes.c_size_t(min(used, self._map[1])), _MADV_DONTNEED)
+        if self._resident is not None:
+            self._mapped_since = self._resident.pages()
 
     def _put(
         self, txn: lmdb.Transaction, seen: Seen, segments: dict[int, Any], seen_contents: dict[bytes, bytes | None]
@@ -314,6 +332,27 @@ def _content_entry(content: str, value: bytes) -> Seen:
     (length,) = _ID_LENGTH.unpack_from(value, 8)
     claim_id = value[12 : 12 + length].decode("utf-8", "surrogatepass")
     return Seen(claim_id, content, _AT.unpack_from(value)[0], value[12 + length :].decode("utf-8", "surrogatepass"))
+
+
+class _ResidentFiles:
+    """The process's resident pages of mapped files (and shared memory): ``/proc/self/statm``'s third field,
+    read through a descriptor kept open (Linux)."""
+
+    def __init__(self, descriptor: int) -> None:
+        self._descriptor = descriptor
+
+    @classmethod
+    def open(cls) -> _ResidentFiles | None:
+        try:
+            return cls(os.open("/proc/self/statm", os.O_RDONLY))
+        except OSError:
+            return None
+
+    def pages(self) -> int:
+        return int(os.pread(self._descriptor, 128, 0).split()[2])
+
+    def close(self) -> None:
+        os.close(self._descriptor)
 
 
 def _mapping(data: Path) -> tuple[int, int] | None:

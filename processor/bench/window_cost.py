@@ -6,8 +6,13 @@
   its own: ``build_s``), its checkpoint ``tail`` records before the end of a fresh changelog topic; then a
   real worker (``python -m processor run``, one claims partition, the run's code table) starts on it. Its
   log line gives the restore's seconds and the records it read; its memory is taken right after (``rss``,
-  the high-water mark ``peak_rss``, and the resident memory split into the process's own, ``rss_anon``,
-  and the mapped store's pages, ``rss_file``, which the kernel can drop at will);
+  the high-water mark ``peak`` over start and restore, and the resident memory split into the process's own,
+  ``anon``, and mapped files' pages, ``file``, the store's among them, which the kernel can drop at will).
+  The peak is also taken per phase: ``peak_start`` up to the worker's consuming (the interpreter, the code
+  table, the clients), then the high-water mark is reset (``/proc/PID/clear_refs``) and ``peak_restore`` is
+  the one from there to the end of the restore (a restore under way before the reset counts partly in
+  ``peak_start``; ``peak`` is the higher of the two either way, and the only one where the mark cannot be
+  reset);
 - **cost per event**: µs per claim for ``SeenClaims.check`` (content fingerprint, lookups, remembering) and
   its share of a commit every 3,000 claims (``BATCH``, the worker's batch), in a process of its own
   (``cost``): in memory (a window that starts empty), and in that LMDB store holding ``entries`` entries,
@@ -62,6 +67,8 @@ START_MS = 1_760_000_000_000  # 2025-10-09
 RESTORED = re.compile(
     rb"duplicate window restored for \d+ claims partition\(s\) in ([\d.]+) s: (\d+) changelog records read"
 )
+# The worker's log line once it has loaded the code table and started its clients: its window restore follows.
+CONSUMING = re.compile(rb"worker consuming ")
 TIMEOUT_S = 600.0
 
 
@@ -212,7 +219,8 @@ async def _child(*args: str) -> dict[str, Any]:
 
 async def _worker_restore(settings: Settings, log: Path) -> dict[str, Any]:
     """A worker started on ``settings``: the seconds its window restore took (its log line), the records it
-    read, and its memory right after; then it is stopped."""
+    read, and its memory right after, with its peak per phase (see the module's docstring); then it is
+    stopped."""
     env = {**settings_env(settings), "PROCESSOR_STATE_DIR": settings.state_dir,
            "PROCESSOR_DUPLICATE_WINDOW_DAYS": str(settings.duplicate_window_days)}  # fmt: skip
     started = time.monotonic()
@@ -221,9 +229,12 @@ async def _worker_restore(settings: Settings, log: Path) -> dict[str, Any]:
                                   stdout=out, stderr=out)  # fmt: skip
     try:
         deadline = started + TIMEOUT_S
-        while (found := RESTORED.search(log.read_bytes())) is None:
+        start_peak: float | None = None
+        while (found := RESTORED.search(written := log.read_bytes())) is None:
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the worker did not restore its window: {log.read_text()[-800:]}")
+            if start_peak is None and CONSUMING.search(written):
+                start_peak = _peak_then_reset(worker.pid)
             await asyncio.sleep(0.05)
         process_s = time.monotonic() - started
         memory = memory_mb(worker.pid) or {}
@@ -233,12 +244,28 @@ async def _worker_restore(settings: Settings, log: Path) -> dict[str, Any]:
             await asyncio.to_thread(worker.wait, 60)
         except subprocess.TimeoutExpired:
             worker.kill()
+    restore_peak = memory.get("peak") if start_peak is not None else None
     return {
         "restore_s": float(found.group(1)),
         "records_read": int(found.group(2)),
         "process_s": round(process_s, 1),
-        **{f"{name}_mb": memory.get(name) for name in ("rss", "peak", "anon", "file")},
+        **{f"{name}_mb": memory.get(name) for name in ("rss", "anon", "file")},
+        # Over start and restore: the higher of the two phases' peaks when the mark was reset between them.
+        "peak_mb": max((p for p in (start_peak, memory.get("peak")) if p is not None), default=None),
+        "peak_start_mb": start_peak,
+        "peak_restore_mb": restore_peak,
     }
+
+
+def _peak_then_reset(pid: int) -> float | None:
+    """The high-water mark of ``pid``'s resident memory so far (MB), which is then reset to what it holds now
+    (Linux); None, and the mark left as it is, where it cannot be reset."""
+    peak = (memory_mb(pid) or {}).get("peak")
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return peak
 
 
 async def _delete_topics(*runs: Settings) -> None:

@@ -4,11 +4,13 @@ was committed, forgets what left the window through its time index, and reopens 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import lmdb
 import pytest
 from aiokafka import TopicPartition
 
+from processor.app import window_store
 from processor.app.window_store import Checkpoint, WindowStore, record_digest
 from processor.app.windows import DuplicateWindows, _directory_name
 from processor.config import Settings
@@ -265,3 +267,48 @@ def test_a_store_of_another_window_length_is_started_empty(tmp_path):
     shorter = WindowStore.open(path, 7 * DAY_MS)
     assert len(shorter) == 0
     shorter.close()
+
+
+def resident_store_pages(path: Path) -> int:
+    """Bytes of the store's data file resident in this process: its mapping's ``Rss`` in /proc/self/smaps."""
+    smaps = Path("/proc/self/smaps").read_text()
+    mapping = smaps.find(" " + str((path / "data.mdb").resolve()) + "\n")
+    if mapping < 0:
+        return 0
+    rss = smaps.index("\nRss:", mapping) + len("\nRss:")
+    return int(smaps[rss : smaps.index("kB", rss)]) * 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads the process's mappings (Linux)")
+@pytest.mark.parametrize(("mapped_max", "most_resident"), [(1 << 20, 2 << 20), (1 << 40, None)],
+                         ids=["held-to-the-bound", "without-a-bound-most-of-the-file"])  # fmt: skip
+def test_the_pages_a_store_reads_stay_resident_in_the_process_up_to_a_bound(
+    tmp_path, monkeypatch, mapped_max, most_resident
+):
+    """A read maps 64 KiB of the file around it into the worker, counted in its RSS until the store lets go
+    of them: lookups and a write spread over a store of 8 MB keep at most ``MAPPED_MAX`` (and what a few
+    reads map before the next look) resident; without the bound, most of the file."""
+    path = tmp_path / "claims-seen-0"
+    store = WindowStore.open(path, WINDOW)
+    for first in range(0, 40_000, 5_000):
+        store.take([Seen(f"CLM-{n}", content(n), START + n, f"0:{n}") for n in range(first, first + 5_000)])
+    monkeypatch.setattr(window_store, "MAPPED_MAX", mapped_max)
+    monkeypatch.setattr(window_store, "CHECK_EVERY", 5)
+    let_go = WindowStore._release_pages
+    resident = []  # just before each release: the most since the one before
+
+    def releasing(self: WindowStore) -> None:
+        resident.append(resident_store_pages(path))
+        let_go(self)
+
+    monkeypatch.setattr(WindowStore, "_release_pages", releasing)
+    for n in range(0, 40_000, 37):
+        assert store.by_id(f"CLM-{n}") is not None and store.by_content(content(n)) is not None
+    resident.append(resident_store_pages(path))
+    store.take([Seen(f"CLM-{n}", content(n * 7919), START + n, "0:1") for n in range(40_000, 41_000)])
+    size = (path / "data.mdb").stat().st_size
+    store.close()
+    if most_resident is None:
+        assert max(resident) > size / 2
+    else:
+        assert len(resident) > 10 and max(resident) <= most_resident < size / 3
