@@ -75,7 +75,8 @@ def _number(default: int, low: int, high: int | None = None) -> Any:
 @dataclass(frozen=True)
 class Topics:
     """Topic names. Inputs: claims and lab orders. Outputs: one decision each on accepted, returned or
-    needs-review, or a dead letter. The code table is a compacted topic."""
+    needs-review, or a dead letter; for a record in a submitter's format, its answers on responses. The code
+    table is a compacted topic."""
 
     claims: str = "claims"
     orders: str = "lab-orders"
@@ -86,6 +87,8 @@ class Topics:
     dead_letter: str = "dead-letter"
     # The changelog of claims seen within the duplicate window (compacted, one partition per claims partition).
     seen_claims: str = "claims-seen"
+    # The answers to a record in a submitter's format (X12 999/277CA, HL7 v2 ACK, FHIR ClaimResponse...).
+    responses: str = "responses"
 
     def with_prefix(self, prefix: str) -> Topics:
         """The same topics with names prefixed (tests use a fresh prefix per test)."""
@@ -97,7 +100,7 @@ class Topics:
 
     def outputs(self) -> list[str]:
         """The topics the worker writes."""
-        return [self.accepted, self.returned, self.needs_review, self.dead_letter]
+        return [self.accepted, self.returned, self.needs_review, self.dead_letter, self.responses]
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,10 @@ class Settings:
     # Below the maximum rate batches are smaller anyway, so the latency is the same.
     batch_max_records: int = _number(3000, 1)
     batch_timeout_ms: int = _number(200, 0)
+    # A batch is bounded by time too: it takes at most what the worker decides in this many ms (the decide rate
+    # measured as it runs), so a transaction commits about this often even under a backlog (Kafka Streams
+    # commits exactly-once work every 100 ms by default).
+    commit_interval_ms: int = _number(100, 1)
     # Producer batching: how long a send may wait to fill a batch, and the largest batch.
     linger_ms: int = _number(5, 0)
     max_batch_bytes: int = _number(1_048_576, 1)

@@ -7,6 +7,12 @@ bug in the engine; the message never quotes the content). ``Router`` adds where 
 topic or the dead-letter topic, the key (the event id, else the input's key) and the partition number (the
 input's, so the outputs keep the inputs' partitioning and order). The worker, ``processor check``, the benchmark's
 engine-alone loop and the Faust agent all decide records through here, so they cannot drift apart.
+
+A record in a submitter's format (an X12 837 interchange, an HL7 v2 message, a FHIR resource: its
+``content-type`` header, else its first bytes, says) is read by ``formats.read_record`` into one event per
+claim or order, each decided as above (of the kind the document holds, whatever the topic), and its answers
+(999 and 277CA, ACK, ClaimResponse...) go to the responses topic with the record's decisions, keyed
+``topic:partition:offset`` of the input, on its partition: all in the record's batch, so in one transaction.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from processor.contracts import Undecodable, decode, infer_kind, real_datetime
 from processor.engine import Decision, Outcome, Policy, decide
 from processor.engine.duplicates import Seen, SeenClaims
 from processor.formats import Format, detect
+from processor.formats.documents import DOCUMENT_FORMATS
+from processor.formats.records import Headers, content_type, read_record
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,7 @@ class Incoming(Protocol):
     timestamp: int
     key: bytes | None
     value: bytes | None
+    headers: Headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,7 @@ class Received:
     timestamp: int  # ms since the epoch
     key: bytes | None
     value: bytes | None
+    headers: Headers = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +137,10 @@ _FORMAT_NAMES = {Format.X12: "an X12 interchange", Format.HL7V2: "an HL7 v2 mess
 
 
 def _format_hint(raw: bytes | None) -> str:
-    """For a refused record in a submitter's standard format, what to do instead: the topics take the JSON
-    events for now (``processor check`` reads the standard formats). Only refused records pay for it."""
+    """For a value in a submitter's standard format refused as a JSON event (``processor check --format json``,
+    a FHIR resource sent with a JSON content type), what to do instead. Only refused values pay for it."""
     name = _FORMAT_NAMES.get(detect(None, raw))
-    return f" (it is {name}: the topics take the JSON claim and order events; processor check reads it)" if name else ""
+    return f" (it is {name}: send it with its content type, or processor check --format auto)" if name else ""
 
 
 _CLOCK_SKEW = timedelta(days=1)
@@ -170,17 +180,51 @@ class Router:
 
     def route(
         self, record: Incoming, decided_at: str, out: list[Message], window: SeenClaims | None = None
-    ) -> Decision | None:
-        """Append what ``record`` becomes to ``out``: its decision (and, for a claim in a duplicate window, the
-        window's changelog entry), or a dead letter. Returns the decision; None when it was dead-lettered."""
-        source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
-        kind = self._kind_of[record.topic]
-        seen_at = f"{record.partition}:{record.offset}"
-        result = decide_value(
-            record.value, kind, self.table, self.policy, decided_at, source, self.max_bytes, window, seen_at
-        )
+    ) -> list[Decision | None]:
+        """Append what ``record`` becomes to ``out``: the decision of each of its events (and, for a claim in a
+        duplicate window, the window's changelog entry) or a dead letter, and the answers to a record in a
+        submitter's format. Returns the decisions, one per event (None for one dead-lettered); one None for a
+        record that could not be read at all."""
+        headers = getattr(record, "headers", None)
+        form = detect(content_type(headers) if headers else None, record.value)
+        if form not in DOCUMENT_FORMATS:  # the project's JSON event, as the topic names its kind
+            source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+            seen_at = f"{record.partition}:{record.offset}"
+            kind = self._kind_of[record.topic]
+            result = self._decided(record, kind, record.value, source, seen_at, decided_at, out, window)
+            return [None if result is None else result.decision]
+        if self.max_bytes is not None and record.value is not None and len(record.value) > self.max_bytes:
+            error = f"record is {len(record.value)} bytes; the limit is {self.max_bytes}"
+            out.append(self.dead_letter(record, error, decided_at))
+            return [None]
+        read = read_record(record.value, headers, record.topic, record.partition, record.offset, record.timestamp)
+        results = [
+            self._decided(record, event.kind, event.value, event.source, event.seen_at, decided_at, out,
+                          window if event.kind == "claim" else None, f"{event.kind} {event.index} of the record")
+            for event in read.events
+        ]  # fmt: skip
+        if read.failure is not None:
+            out.append(self.dead_letter(record, read.failure, decided_at))
+        for response in read.responses([None if result is None else result.value for result in results]):
+            out.append((self.topics.responses, read.key, response.encode(), record.partition))
+        return [None if result is None else result.decision for result in results] or [None]
+
+    def _decided(
+        self,
+        record: Incoming,
+        kind: str | None,
+        value: bytes | None,
+        source: dict[str, Any],
+        seen_at: str,
+        decided_at: str,
+        out: list[Message],
+        window: SeenClaims | None,
+        which: str = "",
+    ) -> Decided | None:
+        """Decide one event of ``record`` and append its messages (or its dead letter) to ``out``."""
+        result = decide_value(value, kind, self.table, self.policy, decided_at, source, self.max_bytes, window, seen_at)
         if isinstance(result, Refused):
-            out.append(self.dead_letter(record, result.error, decided_at))
+            out.append(self.dead_letter(record, f"{which}: {result.error}" if which else result.error, decided_at))
             return None
         decision = result.decision
         key = decision.event_id.encode() if decision.event_id else record.key
@@ -189,7 +233,7 @@ class Router:
             out.append(
                 (self.topics.seen_claims, result.seen.claim_id.encode(), result.seen.as_record(), record.partition)
             )
-        return decision
+        return result
 
     def dead_letter(self, record: Incoming, error: str, at: str) -> Message:
         """The dead letter of ``record``: where it was read, why it was refused, its bytes in base64."""

@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from processor.app.sensor import BatchTally
+from processor.app.sensor import BatchTally, Sensor
 from processor.kafka.delivery import PartitionBatch
 
 
@@ -92,3 +92,14 @@ class OffsetLedger:
         for part in flight.parts:
             if part.tp not in rewound and part.tp in self._next:
                 self._next[part.tp] = part.next_offset
+
+
+async def refresh_lag(ledger: OffsetLedger, consumer: AIOKafkaConsumer, sensor: Sensor, every: float = 5.0) -> None:
+    """Keep the lag current between batches too: the fetcher goes on learning the high watermarks while a
+    worker is stuck, so a stalled worker shows a growing lag, not a frozen one. Runs until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        for tp, next_offset in ledger.positions():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                sensor.on_lag(tp, max(0, highwater - next_offset))

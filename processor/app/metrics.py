@@ -11,13 +11,15 @@ from collections.abc import Iterable
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from processor.app.sensor import BatchTally, Sensor
+from processor.app.sensor import PHASES, BatchTally, Sensor
 from processor.code_table.table import CodeTable
 from processor.engine.rules import DECISION_OUTCOMES, RULES
 
 KINDS = ("claim", "order")
 # Produce-to-acknowledged-decision latency; the 100 ms goal sits on a bucket boundary.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# A batch's phases take from under a millisecond (a transaction's local steps) to the commit interval and more.
+PHASE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
 class Metrics(Sensor):
@@ -54,6 +56,13 @@ class Metrics(Sensor):
             "processor_batch_records", "Records per batch taken from Kafka.",
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000), registry=r,
         )  # fmt: skip
+        self.phases = Histogram(
+            "processor_batch_phase_seconds",
+            "Time a batch (per transaction for the txn_ phases) spent in each phase of the worker's loop.",
+            ["phase"],
+            buckets=PHASE_BUCKETS,
+            registry=r,
+        )
         self.code_table_codes = Gauge(
             "processor_code_table_codes", "Code versions in the loaded code table.", registry=r
         )
@@ -80,6 +89,8 @@ class Metrics(Sensor):
             self.consumed.labels(kind)
             for outcome in DECISION_OUTCOMES:
                 self.decisions.labels(kind, outcome.value)
+        for phase in PHASES:
+            self.phases.labels(phase)
         for rule_id, rule in RULES.items():
             for kind in KINDS:
                 self.reasons.labels(kind, rule_id)
@@ -123,3 +134,6 @@ class Metrics(Sensor):
         for tp in partitions:
             with contextlib.suppress(KeyError):
                 self.lag.remove(tp.topic, str(tp.partition))
+
+    def on_phase(self, phase: str, seconds: float) -> None:
+        self.phases.labels(phase).observe(seconds)

@@ -28,6 +28,21 @@ class BatchTally:
     dead: int = 0
 
 
+# Where a batch's time goes, from the oldest record's Kafka timestamp to its decision being committed:
+PHASES = (
+    "queued",  # the oldest record's timestamp to the start of deciding (in Kafka, the fetch, the batch before)
+    "fetch_wait",  # one getmany call (the worker waiting for records)
+    "decide",  # deciding the batch (with turns given to the event loop: the transaction in flight goes on)
+    "decide_work",  # of which the deciding's own work, without what ran at the turns it gave the event loop
+    "settle_wait",  # waiting for the batch in flight to be delivered (the next one is decided by then)
+    "window_commit",  # the duplicate windows keeping a delivered batch's claims (their store's commit)
+    "deliver",  # a batch's whole delivery, from its start to its settling (every transaction of it)
+    "txn_begin_send",  # exactly-once, per transaction: begin and queue the records (no round trip)
+    "txn_offsets",  # send_offsets_to_transaction: AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit
+    "txn_commit",  # commit_transaction: the records' produce acknowledged, then EndTxn
+)
+
+
 class Sensor:
     """The hooks the worker calls; this base ignores them all."""
 
@@ -50,3 +65,6 @@ class Sensor:
 
     def on_revoked(self, partitions: Iterable[TopicPartition]) -> None:
         """The worker gave up these partitions."""
+
+    def on_phase(self, phase: str, seconds: float) -> None:
+        """One batch (or one transaction of it) spent ``seconds`` in ``phase``, one of ``PHASES``."""

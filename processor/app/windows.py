@@ -208,8 +208,9 @@ class DuplicateWindows:
 
 
 def _input_offset(seen: Seen) -> int:
-    """The claims offset an entry was remembered at: the worker's ``seen_at`` is ``<partition>:<offset>``."""
-    return int(seen.source.rpartition(":")[2])
+    """The claims offset an entry was remembered at: the worker's ``seen_at`` is ``<partition>:<offset>``, and
+    ``<partition>:<offset>:<index>`` for a claim of a record that holds several (an 837 interchange)."""
+    return int(seen.source.split(":")[1])
 
 
 def _directory_name(name: str) -> str:

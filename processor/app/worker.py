@@ -24,11 +24,12 @@ import gc
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processor.app.health import HealthServer
-from processor.app.ledger import InFlight, OffsetLedger
+from processor.app.ledger import InFlight, OffsetLedger, refresh_lag
 from processor.app.metrics import Metrics
+from processor.app.pacing import Batches, Pacing, Turns
 from processor.app.rebalance import Rebalance
 from processor.app.sensor import BatchTally
 from processor.app.windows import DuplicateWindows
@@ -44,11 +45,6 @@ from processor.kafka.topics import ensure_topics
 from processor.routing import Router, now_iso
 
 log = logging.getLogger(__name__)
-
-# Records decided between two turns of the event loop (a few milliseconds of work).
-YIELD_EVERY = 200
-
-Batches = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 class Worker:
@@ -66,6 +62,7 @@ class Worker:
         self.create_topics = create_topics
         self.ledger = OffsetLedger()
         self.windows = DuplicateWindows(settings)
+        self.pacing = Pacing(settings, self.sensor)
         self.sensor.on_inputs(settings.topics.inputs())
         self._alive = False
         self._consuming = False
@@ -103,7 +100,7 @@ class Worker:
                 partition_assignment_strategy=(PartitionNumberAssignor,),
             )
             exactly_once = settings.processing_guarantee is Guarantee.EXACTLY_ONCE
-            delivery = (ExactlyOnce if exactly_once else AtLeastOnce)(settings, consumer)
+            delivery = (ExactlyOnce if exactly_once else AtLeastOnce)(settings, consumer, self.sensor.on_phase)
             await delivery.start()
             await self.windows.start()
             await consumer.start()
@@ -111,14 +108,12 @@ class Worker:
             consumer.subscribe(settings.topics.inputs(), listener=listener)
             self._consuming = True
             self.sensor.on_ready(True)
-            lag_refresh = asyncio.create_task(self._refresh_lag(consumer), name="lag-refresh")
+            lag_refresh = asyncio.create_task(refresh_lag(self.ledger, consumer, self.sensor), name="lag-refresh")
             log.info("worker consuming %s as group %s (%s)", ", ".join(settings.topics.inputs()), settings.group_id,
                      settings.processing_guarantee)  # fmt: skip
             while not stop.is_set():
                 generation = self.ledger.generation
-                batches = await consumer.getmany(
-                    timeout_ms=settings.batch_timeout_ms, max_records=settings.batch_max_records
-                )
+                batches = await self.pacing.fetch(consumer, settings.batch_timeout_ms)
                 async with self.ledger.lock:
                     if batches:
                         await self._handle(delivery, batches, generation)
@@ -145,7 +140,8 @@ class Worker:
         if generation != ledger.generation:
             self._drop(list(batches))  # fetched before a rebalance
             return
-        parts, tallies = await self._decide(delivery, batches)
+        with self.pacing.deciding() as turns:
+            parts, tallies = await self._decide(delivery, batches, turns)
         batches.clear()  # decided: let the records go while the last batch settles
         rewound = await self.settle()
         if generation != ledger.generation:  # a rebalance began while we waited
@@ -156,7 +152,7 @@ class Worker:
         carried_on = [part for part in parts if part.tp not in rewound]
         self._drop([part.tp for part in parts if part.tp in rewound])
         if carried_on:
-            task = asyncio.create_task(delivery.deliver(carried_on), name="deliver")
+            task = asyncio.create_task(self.pacing.timed("deliver", delivery.deliver(carried_on)), name="deliver")
             ledger.launch(InFlight(task, carried_on, {part.tp: tallies[part.tp] for part in carried_on}))
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
@@ -175,7 +171,7 @@ class Worker:
             return set()
         rewound = set()
         try:
-            await flight.task
+            await self.pacing.timed("settle_wait", flight.task)
         except DeliveryFailed as failure:
             log.warning("%s; rewinding to decide them again", failure)
             for part in failure.batches:
@@ -183,7 +179,8 @@ class Worker:
                 self._consumer.seek(part.tp, part.first_offset)
                 rewound.add(part.tp)
         self.ledger.settled(flight, rewound)
-        self.windows.settled(flight.parts, rewound)  # a window keeps what was delivered, forgets the rest
+        with self.pacing.phase("window_commit"):  # a window keeps what was delivered, forgets the rest
+            self.windows.settled(flight.parts, rewound)
         self.sensor.on_batch_delivered(flight.tallies, time.time() * 1000)
         for part in flight.parts:
             highwater = self._consumer.highwater(part.tp)
@@ -192,9 +189,9 @@ class Worker:
         return rewound
 
     async def _decide(
-        self, delivery: Delivery, batches: Batches
+        self, delivery: Delivery, batches: Batches, turns: Turns
     ) -> tuple[list[PartitionBatch], dict[TopicPartition, BatchTally]]:
-        """What each partition's records become. Every ``YIELD_EVERY`` records the event loop gets a turn,
+        """What each partition's records become. The event loop gets a turn every ``pacing.TURN_S`` of work,
         so that the batch in flight goes on through its transaction's round trips meanwhile; the code
         table may change at such a turn, never while one event is decided."""
         decided_at = now_iso()
@@ -211,31 +208,21 @@ class Worker:
             part = PartitionBatch(tp, records[0].offset, records[-1].offset + 1)
             tally = tallies[tp] = BatchTally(router.kind_of(tp.topic))
             window = self.windows.get(tp.partition) if tally.kind == "claim" else None
-            for n, record in enumerate(records, start=1):
+            for record in records:
                 tally.timestamps.append(record.timestamp)
-                decision = router.route(record, decided_at, part.messages, window)
-                if decision is None:
-                    tally.dead += 1
-                else:
+                for decision in router.route(record, decided_at, part.messages, window):  # one per event
+                    if decision is None:
+                        tally.dead += 1
+                        continue
                     tally.outcomes[decision.outcome] += 1
                     for reason in decision.reasons:
                         tally.reasons[reason.id] += 1
                         if reason.outcome is Outcome.DENIED:
                             tally.denied[reason.id] += 1
-                if n % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+                if turns.due():
+                    await turns.give()
             parts.append(part)
         return parts, tallies
-
-    async def _refresh_lag(self, consumer: AIOKafkaConsumer, every: float = 5.0) -> None:
-        """Keep the lag current between batches too: the fetcher goes on learning the high watermarks while
-        a worker is stuck, so a stalled worker shows a growing lag, not a frozen one."""
-        while True:
-            await asyncio.sleep(every)
-            for tp, next_offset in self.ledger.positions():
-                highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    self.sensor.on_lag(tp, max(0, highwater - next_offset))
 
 
 async def first(*waits: object) -> bool:

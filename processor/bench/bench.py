@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from processor.bench import machine, report, window_cost
+from processor.bench import machine, phases, report, window_cost
 from processor.bench.data import BenchData, publish_batched
 from processor.bench.progress import Progress
 from processor.bench.runner import CEILING, FAUST, Variant, processor_variant, run_variant, settings_env
@@ -210,6 +210,8 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
     report.write_json(results, json_path, *([options.json_path] if options.json_path else []))
     progress.finish()
     print(report.table(results))
+    if where := phases.report(results["variants"]):
+        print(where)
     print(f"\nJSON: {json_path}" + (f" and {options.json_path}" if options.json_path else ""))
     if options.chart:
         print(f"Chart: {results['chart']}")

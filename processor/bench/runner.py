@@ -14,7 +14,8 @@ For each variant (the same steps, the same data, the same sizes):
    is set to), so none can start on the backlog before the gate; should one do so anyway, only what it
    decides after the gate is counted, over the time after the gate.
 5. latency: events produced at half the measured drain rate (or at ``latency_rate``) for ``latency_seconds``,
-   each timed from the producer's send to its decision being visible (read_committed);
+   each timed from the producer's send to its decision being visible (read_committed); for the processor,
+   where the worker's time went meanwhile (its ``processor_batch_phase_seconds`` histograms, ``bench.phases``);
    The CPU time the processes spent over the drain (``/proc``), per 100,000 backlog events, is the figure
    a busy machine does not distort: events/s falls when other work takes the cores, CPU seconds do not.
 6. peak RSS (VmHWM) of each process, then SIGTERM (SIGKILL after 30 s) and the run's topics are deleted.
@@ -41,6 +42,7 @@ from aiokafka.partitioner import murmur2
 from processor.bench.data import BenchData, Record, produce, topic_of
 from processor.bench.machine import cpu_seconds, memory_mb
 from processor.bench.observe import Observer, group_members, percentiles
+from processor.bench.phases import difference, free_port, scrape
 from processor.bench.progress import Progress
 from processor.config import Settings, Topics
 from processor.kafka.delivery import send_batched
@@ -124,10 +126,13 @@ async def run_variant(
     logs = [log_dir / f"{variant.id}-{i + 1}.log" for i in range(variant.processes)]
     try:
         env = {**settings_env(settings), **variant.env}
-        for log_path in logs:
+        # The processor's workers serve their metrics on a port each, read around the latency phase.
+        ports = [free_port() for _ in logs] if variant.id.startswith("processor_") else []
+        for i, log_path in enumerate(logs):
+            own = {**env, "PROCESSOR_METRICS_PORT": str(ports[i])} if ports else env
             with log_path.open("wb") as log_file:
                 processes.append(
-                    subprocess.Popen([sys.executable, *variant.argv], env=env, stdout=log_file, stderr=log_file)
+                    subprocess.Popen([sys.executable, *variant.argv], env=own, stdout=log_file, stderr=log_file)
                 )
         progress.phase(f"starting {variant.processes} process(es), warming up")
         warmup_keys = [key for _, key, _ in data.warmup]
@@ -172,7 +177,11 @@ async def run_variant(
             drain["decided_before_gate"] = before_gate
 
         rate = latency_rate or drain["events_per_s"] / 2
+        before = await scrape(ports) if ports else None
         latency = await _latency(settings, data, observer, rate, latency_seconds, processes, logs, progress)
+        phases = difference(before, await scrape(ports) if ports else None)
+        if phases is not None:
+            latency["phases_ms"] = phases
         final_memory = [memory_mb(p.pid) for p in processes]
     finally:
         await gate.stop()

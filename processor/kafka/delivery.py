@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +47,13 @@ log = logging.getLogger(__name__)
 
 # A decision or dead letter may be larger than a batch of small records; keep room for the largest.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+# Told how long each step of a transaction took: (phase, seconds). The worker passes its sensor's ``on_phase``.
+PhaseTimer = Callable[[str, float], None]
+
+
+def _ignore(phase: str, seconds: float) -> None:
+    """The default phase timer: times nothing."""
 
 
 @dataclass(slots=True)
@@ -169,7 +177,7 @@ def _producer(settings: Settings, **extra: object) -> AIOKafkaProducer:
 class AtLeastOnce(Delivery):
     """One idempotent producer; offsets committed through the group after every send is acknowledged."""
 
-    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, on_phase: PhaseTimer = _ignore) -> None:
         self.settings = settings
         self.consumer = consumer
         self.producer = _producer(settings)
@@ -209,9 +217,10 @@ class AtLeastOnce(Delivery):
 class ExactlyOnce(Delivery):
     """A transactional producer per assigned partition number; records and offsets commit atomically."""
 
-    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, on_phase: PhaseTimer = _ignore) -> None:
         self.settings = settings
         self.consumer = consumer
+        self.on_phase = on_phase
         self.producers: dict[int, AIOKafkaProducer] = {}
         # Partition numbers whose producer was fenced: another worker owns them; never reopen (that would
         # fence the rightful owner) until the group assigns them to us again.
@@ -269,15 +278,22 @@ class ExactlyOnce(Delivery):
         if number not in self.producers:
             await self._open(number)  # the last transaction failed and its producer was closed
         producer = self.producers[number]
+        clock, on_phase = time.perf_counter, self.on_phase
         try:
+            began = clock()
             await producer.begin_transaction()
             # The offsets go into the transaction while the records are in flight (the transaction
             # coordinator's round trips overlap the produce); commit_transaction waits for the records.
             sent = await send_counted(producer, (m for b in batches for m in b.messages))
             _release(batches)
             offsets = {b.tp: b.next_offset for b in batches}
+            queued = clock()
+            on_phase("txn_begin_send", queued - began)
             await producer.send_offsets_to_transaction(offsets, self.settings.group_id)
+            in_transaction = clock()
+            on_phase("txn_offsets", in_transaction - queued)
             await producer.commit_transaction()
+            on_phase("txn_commit", clock() - in_transaction)
             log.debug("committed partition %d offsets %s", number, offsets)
             written = last_offsets(sent)
             for batch in batches:

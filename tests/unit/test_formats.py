@@ -54,21 +54,24 @@ def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+# The real codes the fixtures use, on top of the engine tests' small table.
+FORMAT_CODES = rows(
+    *[(system, code, True, "2024-10-01", None) for system, code in (
+        ("ICD-10-CM", "J06.9"), ("ICD-10-CM", "R05.9"), ("ICD-10-CM", "E78.5"), ("ICD-10-CM", "K21.9"),
+        ("ICD-10-CM", "M25.561"), ("ICD-10-CM", "Z23"), ("ICD-10-CM", "J45.909"), ("ICD-10-CM", "K35.80"),
+        ("ICD-10-CM", "R10.31"), ("ICD-10-CM", "R07.9"), ("ICD-10-CM", "R50.9"), ("ICD-10-PCS", "3E0336Z"),
+    )],
+    *[(system, code, True, "2024-01-01", None) for system, code in (
+        ("CPT", "99214"), ("CPT", "90686"), ("CPT", "80053"), ("CPT", "99284"), ("CPT", "85025"),
+        ("HCPCS", "G0008"),
+    )],
+)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def table() -> CodeTable:
     """The small table of the engine's tests, plus the real codes the fixtures use."""
-    extra = rows(
-        *[(system, code, True, "2024-10-01", None) for system, code in (
-            ("ICD-10-CM", "J06.9"), ("ICD-10-CM", "R05.9"), ("ICD-10-CM", "E78.5"), ("ICD-10-CM", "K21.9"),
-            ("ICD-10-CM", "M25.561"), ("ICD-10-CM", "Z23"), ("ICD-10-CM", "J45.909"), ("ICD-10-CM", "K35.80"),
-            ("ICD-10-CM", "R10.31"), ("ICD-10-CM", "R07.9"), ("ICD-10-CM", "R50.9"), ("ICD-10-PCS", "3E0336Z"),
-        )],
-        *[(system, code, True, "2024-01-01", None) for system, code in (
-            ("CPT", "99214"), ("CPT", "90686"), ("CPT", "80053"), ("CPT", "99284"), ("CPT", "85025"),
-            ("HCPCS", "G0008"),
-        )],
-    )  # fmt: skip
-    return CodeTable("formats-test").load([*SMALL_TABLE, *SMALL_POLICY, *extra])
+    return CodeTable("formats-test").load([*SMALL_TABLE, *SMALL_POLICY, *FORMAT_CODES])
 
 
 def decided(events: list[tuple[str, dict[str, Any]]], table: CodeTable) -> list[dict[str, Any]]:
@@ -732,9 +735,9 @@ def test_the_cost_measurement_runs_every_candidate_once():
     [("837p-50-claims.x12", "an X12 interchange"), ("orm-o01.hl7", "an HL7 v2 message"),
      ("fhir-claim.json", "a FHIR resource")],
 )  # fmt: skip
-def test_a_standard_format_on_the_json_topics_is_dead_lettered_with_what_to_do(small_table, name, said):
-    """The worker does not take the standard formats yet: such a record is refused (dead-lettered) with a
-    reason that names its format and where it is read, never its content."""
+def test_a_standard_format_read_as_a_json_event_is_refused_with_what_to_do(small_table, name, said):
+    """A document decided as a JSON event (``processor check --format json``) is refused with a reason that
+    names its format and how to send it, never its content. (The worker reads documents: test_routing.py.)"""
     from processor.routing import Refused, decide_value
 
     result = decide_value(fixture(name), None, small_table, None, "2026-01-01T00:00:00Z", {"line": 1})

@@ -59,7 +59,7 @@ def test_a_million_bad_inputs_are_dead_lettered_or_returned_with_a_reason():
     for offset, (kind, raw) in enumerate(bad_inputs(random.Random(2026), COUNT)):
         record = ConsumerRecord(topics[kind], 0, offset, 0, 0, None, raw, None, 0, len(raw), ())
         out.clear()
-        decision = router.route(record, "2026-01-01T00:00:00.000Z", out)
+        (decision,) = router.route(record, "2026-01-01T00:00:00.000Z", out)
         topic, _key, value, _partition = out[0]
         if decision is None:
             assert topic == settings.topics.dead_letter
