@@ -142,8 +142,9 @@ def test_turns_come_by_time_not_by_count_and_what_runs_at_them_is_not_the_decidi
         await neighbour
 
     asyncio.run(others_work_at_the_turn())
-    assert not turns.due()  # the next turn is TURN_S of work away again
-    assert worked <= turns.worked_s() < worked + 0.04  # the neighbour's 50 ms are not the deciding's
+    # The neighbour's 50 ms are not the deciding's. (Whether the next turn is due is not asserted: on a busy
+    # machine the 2 ms to it may pass before the check.)
+    assert worked <= turns.worked_s() < worked + 0.04
 
 
 def test_the_bench_reads_the_phases_of_a_worker_between_two_scrapes():
