@@ -88,7 +88,7 @@ def run_bench(settings: Settings, options: BenchOptions, use_local_broker: bool)
     finally:
         if broker is not None:
             broker.remove()
-    extra = (results.get("code_table_production") or {}, results.get("window") or {})
+    extra = (results.get("code_table_production") or {}, results.get("window") or {}, results.get("formats") or {})
     failed = [v for v in (*results["variants"].values(), *extra) if "error" in v]
     return 1 if failed else 0
 
@@ -121,7 +121,7 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
     warm_broker = broker_kind == "local" and bool(variants)
     window = "window" in options.only
     progress = Progress(
-        steps=3 + options.production_table + len(variants) + ("engine" in options.only) + warm_broker + window
+        steps=3 + options.production_table + len(variants) + 2 * ("engine" in options.only) + warm_broker + window
     )
     results: dict[str, Any] = {
         "schema": 1,
@@ -161,9 +161,19 @@ async def _run(settings: Settings, options: BenchOptions, broker_kind: str) -> d
                 results["code_table_production"] = {"label": "production-size table", "error": str(err)}
         del records
         if "engine" in options.only:
-            progress.begin("engine alone")
-            progress.phase("decode, decide, serialize with no broker")
-            results["variants"]["engine"] = _engine_alone(data)
+            with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+                lines = Path(tmp) / "events.lines"
+                data.write_lines(lines)
+                progress.begin("engine alone")
+                progress.phase("decode, decide, serialize with no broker")
+                results["variants"]["engine"] = _engine_alone(lines, len(data.warmup))
+                progress.begin("engine alone per input format")
+                progress.phase("JSON, X12 837P and HL7 v2 ORM records through Router.route, no broker")
+                try:
+                    results["formats"] = _formats_alone(lines, len(data.warmup))
+                except Exception as err:  # like a variant's failure, it must not lose the figures that follow
+                    progress.note(f"failed: {err}")
+                    results["formats"] = {"error": str(err)}
         if warm_broker:
             # A broker just started runs its first minute or so on a cold JVM (interpreted code, then
             # compiling): whatever ran first measured slower, the ceiling and exactly-once most (a fresh
@@ -291,17 +301,25 @@ async def _follower_cost(settings: Settings) -> dict[str, Any]:
     return orjson.loads(out.stdout)
 
 
-def _engine_alone(data: BenchData) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        path = Path(tmp) / "events.lines"
-        data.write_lines(path)
-        out = subprocess.run(
-            [sys.executable, "-m", "processor.bench.engine_alone", str(path), "--warmup", str(len(data.warmup))],
-            capture_output=True,
-            check=True,
-        )
+def _engine_alone(lines: Path, warmup: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "processor.bench.engine_alone", str(lines), "--warmup", str(warmup)],
+        capture_output=True,
+        check=True,
+    )
     result = orjson.loads(out.stdout)
     return {"label": "engine alone (no broker)", "processes": 1, **result}
+
+
+def _formats_alone(lines: Path, warmup: int) -> dict[str, Any]:
+    """``formats_alone`` in a fresh process on the engine row's events: a row per input format."""
+    out = subprocess.run(
+        [sys.executable, "-m", "processor.bench.formats_alone", str(lines), "--warmup", str(warmup)],
+        capture_output=True,
+    )
+    if out.returncode:
+        raise RuntimeError(f"formats_alone exited with {out.returncode}: {out.stderr.decode()[-500:]}")
+    return orjson.loads(out.stdout)
 
 
 async def _delete_topic(settings: Settings, topic: str) -> None:

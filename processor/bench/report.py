@@ -144,6 +144,7 @@ def table(results: dict[str, Any]) -> str:
             f"{_fmt(lat.get('p50'), 1):>9}"
             f"{_fmt(lat.get('p99'), 1):>9}{rss_text:>13}"
         )
+    lines += _formats_lines(results.get("formats") or {})
     ct = results.get("code_table") or {}
     if ct:
         lines += [
@@ -179,6 +180,41 @@ def table(results: dict[str, Any]) -> str:
         if g.get("note"):
             lines.append(f"    ({g['note']})")
     return "\n".join(lines)
+
+
+def _formats_lines(formats: dict[str, Any]) -> list[str]:
+    """The engine alone per input format (``formats_alone``): a row per format, and what the formats cost over
+    the same events as JSON."""
+    if not formats:
+        return []
+    if "error" in formats:
+        return ["", f"Engine alone per input format: failed: {formats['error']}"]
+    rows = formats.get("rows") or {}
+    lines = [
+        "",
+        "Engine alone per input format (Router.route, no broker: reading, deciding, serializing, answers)",
+        f"  {'input format':<44}{'events/s':>10}{'CPU s/100k':>12}{'µs/event':>10}",
+    ]
+    for row in rows.values():
+        lines.append(
+            f"  {row['label']:<44}{_fmt(row.get('events_per_s')):>10}{_fmt(row.get('cpu_s_per_100k'), 2):>12}"
+            f"{_fmt(row.get('us_per_event'), 1):>10}"
+        )
+    json_row = rows.get("json") or {}
+    same = []
+    for name, part, what in (("x12_837p", "claims", "837P"), ("hl7v2_orm", "orders", "ORM")):
+        mine, base = (rows.get(name) or {}).get("cpu_s_per_100k"), (json_row.get(part) or {}).get("cpu_s_per_100k")
+        if mine and base:
+            same.append(f"the {what} {mine / base:.1f}x the CPU of its {part} as JSON ({_fmt(base, 2)} s/100k)")
+    if same:
+        lines.append(f"  ({'; '.join(same)})")
+    check = formats.get("check") or {}
+    if check.get("events"):
+        lines.append(
+            f"  {check['events'] - check.get('differ', 0):,} of {check['events']:,} warm-up events decided alike "
+            "as JSON and in their format"
+        )
+    return lines
 
 
 def _window_lines(window: dict[str, Any]) -> list[str]:
