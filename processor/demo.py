@@ -2,8 +2,9 @@
 
 Starts a local Kafka broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` names one), creates the topics, publishes
 the default code table and the demo rows, starts a worker, feeds sample claims and orders (and a few
-undecodable records), reads every decision back, prints a summary of outcomes and top reasons, says where
-the metrics are, and runs until Ctrl-C, then stops everything cleanly.
+undecodable records, and some of the samples again as an X12 837P interchange and an HL7 v2 ORM message, as
+doctors' offices and labs send them), reads every decision and answer back, prints a summary of outcomes,
+top reasons and the answers, says where the metrics are, and runs until Ctrl-C, then stops everything cleanly.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from processor import samples
 from processor.app.worker import Worker
 from processor.code_table.sources import table_records
 from processor.config import Settings
+from processor.formats.build import write_837p, write_orm
 from processor.kafka.broker import LocalBroker
 from processor.kafka.clients import client_options
 from processor.kafka.code_table_topic import publish
 from processor.kafka.topics import ensure_topics, partitions_of
 
 GARBAGE = [b"\x00\x01 not json", b"[1, 2, 3]", b'{"claim_id": "CLM-TRUNCATED", "lines": [']
+DOCUMENT_CLAIMS = 10  # professional sample claims sent again as one 837P interchange; and one order as an ORM
 
 
 def say(text: str = "") -> None:
@@ -81,7 +84,7 @@ async def _demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
     say(f"Worker ready: code table {worker.table.version}, {len(worker.table):,} code versions; "
         f"metrics at http://127.0.0.1:{worker.metrics_port}/metrics")  # fmt: skip
 
-    outputs = [topics.accepted, topics.returned, topics.needs_review, topics.dead_letter]
+    outputs = [topics.accepted, topics.returned, topics.needs_review, topics.dead_letter, topics.responses]
     reader = AIOKafkaConsumer(**client_options(settings, "demo-reader"), isolation_level="read_committed")
     await reader.start()
     try:
@@ -89,9 +92,10 @@ async def _demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
         reader.assign(partitions)
         for tp, offset in (await reader.end_offsets(partitions)).items():
             reader.seek(tp, offset)  # only this run's decisions
-        fed = await _feed(settings, events)
-        say(f"Fed {fed - len(GARBAGE):,} sample claims and orders and {len(GARBAGE)} undecodable records; deciding...")
-        summary = await _collect(reader, fed, stop)
+        fed, documents = await _feed(settings, events)
+        say(f"Fed {fed - len(GARBAGE):,} sample claims and orders, {len(GARBAGE)} undecodable records, an X12 837P "
+            f"interchange of {documents - 1} claims and an HL7 v2 ORM^O01 order; deciding...")  # fmt: skip
+        summary = await _collect(reader, topics.responses, fed + documents, 3, stop)
     finally:
         await reader.stop()
     _print_summary(summary, settings, worker)
@@ -108,34 +112,52 @@ async def _failed(task: asyncio.Task[None]) -> int:
     return 1
 
 
-async def _feed(settings: Settings, events: int) -> int:
+async def _feed(settings: Settings, events: int) -> tuple[int, int]:
+    """Send the sample events and the garbage (how many records: one decision or dead letter each), then some
+    samples as an 837P interchange and an ORM message (how many events they hold)."""
     topics = settings.topics
     producer = AIOKafkaProducer(**client_options(settings, "demo-feed"), linger_ms=5, acks="all")
     await producer.start()
     try:
         deliveries = []
-        for kind, event in samples.generate(events, seed=int(time.time())):
+        sent = samples.generate(events, seed=int(time.time()))
+        for kind, event in sent:
             topic, key = (topics.claims, event["claim_id"]) if kind == "claim" else (topics.orders, event["order_id"])
             deliveries.append(await producer.send(topic, orjson.dumps(event), key=key.encode()))
         for raw in GARBAGE:
             deliveries.append(await producer.send(topics.claims, raw))
+        # What a doctor's office and a lab send: the decisions come out as for the JSON events, and the
+        # answers their systems read (a 999 and a 277CA, an ACK) on the responses topic.
+        more = samples.generate(4 * DOCUMENT_CLAIMS, seed=int(time.time()) + 1)
+        claims = [e for k, e in more if k == "claim" and e.get("claim_type", "professional") == "professional"]
+        claims = claims[:DOCUMENT_CLAIMS]
+        order = next(e for k, e in more if k == "order")
+        x12, hl7 = [("content-type", b"application/edi-x12")], [("content-type", b"x-application/hl7-v2+er7")]
+        deliveries.append(await producer.send(topics.claims, write_837p(claims), key=b"demo-office", headers=x12))
+        deliveries.append(await producer.send(topics.orders, write_orm(order), key=b"demo-lab", headers=hl7))
         await asyncio.gather(*deliveries)
-        return len(deliveries)
+        return len(deliveries) - 2, len(claims) + 1
     finally:
         await producer.stop()
 
 
-async def _collect(reader: AIOKafkaConsumer, expected: int, stop: asyncio.Event) -> dict[str, Any]:
+async def _collect(
+    reader: AIOKafkaConsumer, responses: str, expected: int, answers: int, stop: asyncio.Event
+) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     stays: Counter[str] = Counter()  # the reasons given on inpatient stays (CMS's code editor)
     examples: dict[str, str] = {}
+    answered: list[dict[str, Any]] = []
     seen = 0
-    while seen < expected and not stop.is_set():
+    while (seen < expected or len(answered) < answers) and not stop.is_set():
         for records in (await reader.getmany(timeout_ms=500)).values():
             for record in records:
-                seen += 1
                 value = orjson.loads(record.value)
+                if record.topic == responses:
+                    answered.append(value)
+                    continue
+                seen += 1
                 if "outcome" not in value:
                     outcomes["dead-lettered"] += 1
                     continue
@@ -145,7 +167,14 @@ async def _collect(reader: AIOKafkaConsumer, expected: int, stop: asyncio.Event)
                     reasons[reason["id"]] += 1
                     stays[reason["id"]] += inpatient
                     examples.setdefault(reason["id"], reason["message"])
-    return {"outcomes": outcomes, "reasons": reasons, "stays": +stays, "examples": examples, "seen": seen}
+    return {
+        "outcomes": outcomes,
+        "reasons": reasons,
+        "stays": +stays,
+        "examples": examples,
+        "seen": seen,
+        "answers": answered,
+    }
 
 
 def _print_summary(summary: dict[str, Any], settings: Settings, worker: Worker) -> None:
@@ -160,9 +189,15 @@ def _print_summary(summary: dict[str, Any], settings: Settings, worker: Worker) 
     say("Top reasons on inpatient stays (CMS's Medicare Code Editor, the discharge date's lists):")
     for reason_id, n in summary["stays"].most_common(5):
         say(f"  {reason_id:<34} {n:>6,}  e.g. {summary['examples'][reason_id]}")
+    say(f"Answers on '{topics.responses}' (for the records in a submitter's format):")
+    for answer in summary["answers"]:
+        say(f"  {answer['type']:<6} control number {answer['control_number'] or '-':<10} answering "
+            f"{answer['events']} {'claims' if answer['format'] == 'x12' else 'order(s)'} of "
+            f"{answer['source']['topic']} offset {answer['source']['offset']}")  # fmt: skip
     say()
     say("Topics: in  " + f"{topics.claims}, {topics.orders}  (code table: {topics.code_table})")
-    say("        out " + f"{topics.accepted}, {topics.returned}, {topics.needs_review}, {topics.dead_letter}")
+    say("        out " + f"{topics.accepted}, {topics.returned}, {topics.needs_review}, {topics.dead_letter}, "
+        f"{topics.responses}")  # fmt: skip
     port = worker.metrics_port
     say(f"Metrics: http://127.0.0.1:{port}/metrics   health: /healthz   readiness: /readyz")
     say(f"Kafka:   KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap_servers}")
