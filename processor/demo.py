@@ -48,7 +48,10 @@ def run_demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
         say("Starting a local Apache Kafka broker (KRaft, from the official jars)...")
         broker = LocalBroker()
         broker.start()
-        settings = dataclasses.replace(settings, bootstrap_servers=broker.bootstrap_servers)
+        # The worker's duplicate-window stores go with this broker's topics (and are removed with it): a store
+        # kept from another broker's run would only be found stale and rebuilt, with a warning per partition.
+        state_dir = str(broker.workdir / "state") if "PROCESSOR_STATE_DIR" not in os.environ else settings.state_dir
+        settings = dataclasses.replace(settings, bootstrap_servers=broker.bootstrap_servers, state_dir=state_dir)
         say(f"  broker ready at {broker.bootstrap_servers} (its log: {broker.log_file})")
     if not _port_free(settings.metrics_port):
         settings = dataclasses.replace(settings, metrics_port=0)
