@@ -185,7 +185,7 @@ class Router:
         duplicate window, the window's changelog entry) or a dead letter, and the answers to a record in a
         submitter's format. Returns the decisions, one per event (None for one dead-lettered); one None for a
         record that could not be read at all."""
-        headers = getattr(record, "headers", None)
+        headers = record.headers
         form = detect(content_type(headers) if headers else None, record.value)
         if form not in DOCUMENT_FORMATS:  # the project's JSON event, as the topic names its kind
             source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}

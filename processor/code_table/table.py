@@ -557,11 +557,11 @@ class CodeTable:
     def _apply_set(self, key: str, record: SetRecord | None) -> None:
         """Replace (or delete) one part of an ``@ncci-set``: the edits of one column-1 code of one table. The
         part is built whole, then put in place of what the key held: nothing of the old part is diffed."""
-        table, column1, part = _set_place(key)
+        subject, table, column1, part = _set_place(key)
         seconds: dict[str, tuple] = {}
         if record is not None:
             a = record.attributes
-            if record.system != NCCI_SET or record.code.upper() != key.split("|")[1]:
+            if record.system != NCCI_SET or record.code.upper() != subject:
                 raise ValueError("record does not match its key")
             if (a.table, a.column1.upper(), a.part) != (table, column1, part):
                 raise ValueError(f"an @ncci-set key names its table, column 1 and part: {a.table} {a.column1} {a.part}")
@@ -713,14 +713,14 @@ def _edit_place(kind: str, subject: str) -> tuple[str, ...]:
     raise ValueError("an @mue key's subject is [TABLE:]CODE")
 
 
-def _set_place(key: str) -> tuple[str, str, int]:
-    """Where an ``@ncci-set`` key points: ``(table, column1, part)``."""
+def _set_place(key: str) -> tuple[str, str, str, int]:
+    """Where an ``@ncci-set`` key points: its subject, and ``(table, column1, part)``."""
     parts = key.split("|")
     prefix, _, column1 = parts[1].rpartition(":") if len(parts) == 3 else ("", "", "")
     table = prefix.lower() if prefix else PRACTITIONER
     if table not in PTP_TABLES or not column1 or not parts[2].isdigit():
         raise ValueError("an @ncci-set key is @ncci-set|[TABLE:]COLUMN1|PART")
-    return table, column1, int(parts[2])
+    return parts[1], table, column1, int(parts[2])
 
 
 def _in_effect(versions: tuple, day: str) -> Any:
