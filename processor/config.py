@@ -38,6 +38,16 @@ class Guarantee(StrEnum):
     AT_LEAST_ONCE = "at_least_once"  # decisions sent, then offsets committed: a crash may repeat a batch
 
 
+class DuplicateScope(StrEnum):
+    """Where a suspect duplicate (the same content under another claim id) is looked for."""
+
+    # Every claims partition: a claim's decision goes through the content check (``claims_by_content``,
+    # partitioned by content) before it is published.
+    TOPIC = "topic"
+    # The claim's own partition only: no second step, but repeats keyed to other partitions go unseen.
+    PARTITION = "partition"
+
+
 def _env_name(setting: str) -> str:
     """The environment variable of a ``Settings`` field."""
     return f"PROCESSOR_{setting.upper()}"
@@ -89,6 +99,10 @@ class Topics:
     seen_claims: str = "claims-seen"
     # The answers to a record in a submitter's format (X12 999/277CA, HL7 v2 ACK, FHIR ClaimResponse...).
     responses: str = "responses"
+    # Internal, with duplicate scope "topic": claims' decisions held for the content check, partitioned by
+    # content (one partition per claims partition), and that check's window changelog (compacted).
+    claims_by_content: str = "claims-by-content"
+    seen_contents: str = "claims-by-content-seen"
 
     def with_prefix(self, prefix: str) -> Topics:
         """The same topics with names prefixed (tests use a fresh prefix per test)."""
@@ -179,11 +193,24 @@ class Settings:
     shutdown_timeout_s: int = _number(30, 0)
     # Claims repeated within this many days are duplicates (exact: returned; suspect: review); 0 turns it off.
     duplicate_window_days: int = _number(30, 0)
+    # "topic": suspect duplicates are looked for across every claims partition (a second step, by content);
+    # "partition": within the claim's partition only (claims keyed so that repeats share a partition).
+    duplicate_scope: DuplicateScope = DuplicateScope.TOPIC
     # Where the worker keeps its local state: the duplicate window of each claims partition it owns, on disk
     # (<state_dir>/<group_id>/<changelog topic>-<partition>/). A restart on the same directory reopens it.
     state_dir: str = field(default_factory=lambda: os.path.join(tempfile.gettempdir(), "medical-coding-processor"))
     # A TOML file that changes rule outcomes per payer (see docs/rules.md, "Configuring outcomes"); None: defaults.
     rules_file: str | None = None
+
+    @property
+    def content_check(self) -> bool:
+        """Whether claims go through the content check of ``topics.claims_by_content`` before they are
+        published: the duplicate window is on and its suspects are looked for across partitions."""
+        return self.duplicate_window_days > 0 and self.duplicate_scope is DuplicateScope.TOPIC
+
+    def consumed(self) -> list[str]:
+        """The topics the worker consumes: the inputs, and the content check's topic when it runs."""
+        return [*self.topics.inputs(), self.topics.claims_by_content] if self.content_check else self.topics.inputs()
 
     def __post_init__(self) -> None:
         """Coerce and check every enumerated and numeric field (a field whose default is an enum member, or

@@ -13,6 +13,11 @@ A record in a submitter's format (an X12 837 interchange, an HL7 v2 message, a F
 claim or order, each decided as above (of the kind the document holds, whatever the topic), and its answers
 (999 and 277CA, ACK, ClaimResponse...) go to the responses topic with the record's decisions, keyed
 ``topic:partition:offset`` of the input, on its partition: all in the record's batch, so in one transaction.
+
+Duplicate claims are found by a window (``engine.duplicates``). By default every claim meets every other of its
+content wherever it came in: ``Router`` holds a claim's decision on the internal ``claims_by_content`` topic,
+partitioned by its content fingerprint, and the content check (routing that topic's records) matches it
+against its partition's window before it publishes the decision, on the claim's own partition number.
 """
 
 from __future__ import annotations
@@ -20,17 +25,19 @@ from __future__ import annotations
 import base64
 import logging
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import msgspec
 import orjson
 
 from processor.code_table.table import CodeTable
 from processor.config import Topics
 from processor.contracts import Undecodable, decode, infer_kind, real_datetime
 from processor.engine import Decision, Outcome, Policy, decide
-from processor.engine.duplicates import Seen, SeenClaims
+from processor.engine.duplicates import Deferred, Duplicate, Seen, SeenClaims
 from processor.formats import Format, detect
 from processor.formats.documents import DOCUMENT_FORMATS
 from processor.formats.records import Headers, content_type, read_record
@@ -94,12 +101,14 @@ def decide_value(
     decided_at: str,
     source: dict[str, Any],
     max_bytes: int | None = None,
-    window: SeenClaims | None = None,
+    window: SeenClaims | Deferred | None = None,
     seen_at: str = "",
+    duplicate: Duplicate | None = None,
 ) -> Decided | Refused:
     """Decide one record value as a ``kind`` (None: the event's own ``kind`` or id field says), checked against
-    ``window`` for duplicates when it is a claim; ``source`` (where it was read) goes into the decision record,
-    ``seen_at`` (the same place, as the window names it: a replay of one place is no duplicate) into the window.
+    ``window`` for duplicates when it is a claim (or known to repeat ``duplicate``); ``source`` (where it was
+    read) goes into the decision record, ``seen_at`` (the same place, as the window names it: a replay of one
+    place is no duplicate) into the window.
     """
     if max_bytes is not None and raw is not None and len(raw) > max_bytes:
         return Refused(f"record is {len(raw)} bytes; the limit is {max_bytes}")
@@ -108,7 +117,7 @@ def decide_value(
         kind = kind or infer_kind(event)
         if kind is None:
             return Refused("neither a claim (claim_id) nor a lab order (order_id)" + _format_hint(raw))
-        duplicate = seen = None
+        seen = None
         # Only a real submission time reaches the window's date arithmetic (the engine returns the claim for
         # any other: date.invalid_datetime), and only one not after the decision time by more than a day: the
         # window ages out what lies a window behind the newest time it has seen, so one claim dated 2199
@@ -159,15 +168,77 @@ def _latest_submission(decided_at: str) -> datetime:
     return latest
 
 
-class Router:
-    """Turns input records into the messages to publish, for one set of topic names."""
+class Tallied(Protocol):
+    """What the worker counts of a decision: its outcome and its reasons' rules and outcomes (a ``Decision``,
+    or a held decision's record as the content check reads it)."""
 
-    def __init__(self, topics: Topics, table: CodeTable, policy: Policy | None, max_bytes: int | None) -> None:
+    @property
+    def outcome(self) -> Outcome: ...
+
+    @property
+    def reasons(self) -> Sequence[_TalliedReason]: ...
+
+
+class _TalliedReason(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def outcome(self) -> Outcome: ...
+
+
+class Held(msgspec.Struct, forbid_unknown_fields=True):
+    """A claim's decision held for the content check (``schemas/held-claim.schema.json``), on the
+    ``claims_by_content`` partition its fingerprint picks; its key is the decision's."""
+
+    claim_id: str
+    fingerprint: str
+    at_ms: int
+    partition: int  # the claims partition it was read from: where its decision goes
+    decision: msgspec.Raw  # the decision record as it will be published
+
+
+class _PublishedReason(msgspec.Struct):
+    id: str
+    outcome: Outcome
+
+
+class _Published(msgspec.Struct):
+    """What the content check reads of a held decision record (the event as the bytes it embeds)."""
+
+    outcome: Outcome
+    reasons: list[_PublishedReason]
+    decided_at: str
+    event: msgspec.Raw
+    source: dict[str, Any]
+
+
+_HELD = msgspec.json.Decoder(Held)
+_PUBLISHED = msgspec.json.Decoder(_Published)
+_DEFERRED = Deferred()
+
+
+class Router:
+    """Turns input records into the messages to publish, for one set of topic names.
+
+    With ``content_check`` (the worker's duplicate scope "topic"), a claim's decision is not published at once:
+    it is held, with the claim's window entry, on the ``claims_by_content`` partition its content fingerprint
+    picks, so that every repeat of a content, whatever claims partition it came in on, reaches one partition;
+    routing that record (the content check) matches it against that partition's window and publishes the
+    decision, or decides the claim again as the duplicate it turned out to be. Without it, a claim is checked
+    against the window of its own claims partition."""
+
+    def __init__(
+        self, topics: Topics, table: CodeTable, policy: Policy | None, max_bytes: int | None,
+        content_check: bool = False,
+    ) -> None:  # fmt: skip
         self.topics = topics
         self.table = table
         self.policy = policy
         self.max_bytes = max_bytes
-        self._kind_of = {topics.claims: "claim", topics.orders: "order"}
+        self.content_check = content_check
+        self._changelog = topics.seen_contents if content_check else topics.seen_claims
+        self._kind_of = {topics.claims: "claim", topics.orders: "order", topics.claims_by_content: "claim"}
         self._topic_of = {
             Outcome.ACCEPTED: topics.accepted,
             Outcome.RETURNED: topics.returned,
@@ -180,11 +251,13 @@ class Router:
 
     def route(
         self, record: Incoming, decided_at: str, out: list[Message], window: SeenClaims | None = None
-    ) -> list[Decision | None]:
+    ) -> list[Tallied | None]:
         """Append what ``record`` becomes to ``out``: the decision of each of its events (and, for a claim in a
         duplicate window, the window's changelog entry) or a dead letter, and the answers to a record in a
-        submitter's format. Returns the decisions, one per event (None for one dead-lettered); one None for a
-        record that could not be read at all."""
+        submitter's format. Returns what to count, one per event decided here (None for one dead-lettered; a
+        claim held for the content check is counted there); one None for a record that could not be read."""
+        if record.topic == self.topics.claims_by_content:
+            return [self._check_content(record, decided_at, out, window)]
         headers = record.headers
         form = detect(content_type(headers) if headers else None, record.value)
         if form not in DOCUMENT_FORMATS:  # the project's JSON event, as the topic names its kind
@@ -192,7 +265,7 @@ class Router:
             seen_at = f"{record.partition}:{record.offset}"
             kind = self._kind_of[record.topic]
             result = self._decided(record, kind, record.value, source, seen_at, decided_at, out, window)
-            return [None if result is None else result.decision]
+            return [] if self._held(result) else [None if result is None else result.decision]
         if self.max_bytes is not None and record.value is not None and len(record.value) > self.max_bytes:
             error = f"record is {len(record.value)} bytes; the limit is {self.max_bytes}"
             out.append(self.dead_letter(record, error, decided_at))
@@ -207,7 +280,9 @@ class Router:
             out.append(self.dead_letter(record, read.failure, decided_at))
         for response in read.responses([None if result is None else result.value for result in results]):
             out.append((self.topics.responses, read.key, response.encode(), record.partition))
-        return [None if result is None else result.decision for result in results] or [None]
+        if not results:
+            return [None]
+        return [None if result is None else result.decision for result in results if not self._held(result)]
 
     def _decided(
         self,
@@ -221,19 +296,57 @@ class Router:
         window: SeenClaims | None,
         which: str = "",
     ) -> Decided | None:
-        """Decide one event of ``record`` and append its messages (or its dead letter) to ``out``."""
-        result = decide_value(value, kind, self.table, self.policy, decided_at, source, self.max_bytes, window, seen_at)
+        """Decide one event of ``record`` and append its messages (or its dead letter) to ``out``; a claim's
+        decision goes to the content check instead when it runs (then ``_held`` says so)."""
+        checked = _DEFERRED if self.content_check and kind == "claim" else window
+        table, policy = self.table, self.policy
+        result = decide_value(value, kind, table, policy, decided_at, source, self.max_bytes, checked, seen_at)
         if isinstance(result, Refused):
             out.append(self.dead_letter(record, f"{which}: {result.error}" if which else result.error, decided_at))
             return None
         decision = result.decision
         key = decision.event_id.encode() if decision.event_id else record.key
+        seen = result.seen
+        if seen is not None and self.content_check:
+            held = Held(seen.claim_id, seen.fingerprint, seen.at_ms, record.partition, msgspec.Raw(result.value))
+            out.append((self.topics.claims_by_content, key, msgspec.json.encode(held), _content_partition(seen)))
+            return result
         out.append((self._topic_of[decision.outcome], key, result.value, record.partition))
-        if result.seen is not None:
-            out.append(
-                (self.topics.seen_claims, result.seen.claim_id.encode(), result.seen.as_record(), record.partition)
-            )
+        if seen is not None:
+            out.append((self._changelog, seen.claim_id.encode(), seen.as_record(), record.partition))
         return result
+
+    def _held(self, result: Decided | None) -> bool:
+        """Whether ``result`` went to the content check (which publishes and counts it), not out."""
+        return self.content_check and result is not None and result.seen is not None
+
+    def _check_content(
+        self, record: Incoming, decided_at: str, out: list[Message], window: SeenClaims | None
+    ) -> Tallied | None:
+        """The content check of a held decision: publish it as it is, or, when the window of this partition of
+        claims by content finds the claim a duplicate, decide it again as one (at its first decision time)."""
+        try:
+            held = _HELD.decode(record.value or b"")
+            published = _PUBLISHED.decode(held.decision)
+        except msgspec.MsgspecError as err:  # not written by a worker of this version: keep it, say why
+            out.append(self.dead_letter(record, f"not a held claim decision: {err}", decided_at))
+            return None
+        duplicate = None
+        if window is not None:
+            seen_at = f"{record.partition}:{record.offset}"
+            duplicate, seen = window.check_entry(Seen(held.claim_id, held.fingerprint, held.at_ms, seen_at))
+            if seen is not None:
+                out.append((self._changelog, seen.claim_id.encode(), seen.as_record(), record.partition))
+        if duplicate is None:
+            out.append((self._topic_of[published.outcome], record.key, bytes(held.decision), held.partition))
+            return published
+        result = decide_value(bytes(published.event), "claim", self.table, self.policy, published.decided_at,
+                              published.source, duplicate=duplicate)  # fmt: skip
+        if isinstance(result, Refused):
+            out.append(self.dead_letter(record, result.error, published.decided_at))
+            return None
+        out.append((self._topic_of[result.decision.outcome], record.key, result.value, held.partition))
+        return result.decision
 
     def dead_letter(self, record: Incoming, error: str, at: str) -> Message:
         """The dead letter of ``record``: where it was read, why it was refused, its bytes in base64."""
@@ -247,3 +360,8 @@ class Router:
             "dead_lettered_at": at,
         }  # fmt: skip
         return self.topics.dead_letter, record.key, orjson.dumps(letter), record.partition
+
+
+def _content_partition(seen: Seen) -> int:
+    """The ``claims_by_content`` partition number of a claim's content (modulo the topic's partition count)."""
+    return int(seen.fingerprint[:8], 16)

@@ -1,5 +1,7 @@
-"""The duplicate windows: one ``SeenClaims`` per assigned claims partition, kept on local disk and in a
-compacted changelog topic.
+"""The duplicate windows: one ``SeenClaims`` per assigned partition of the claims it checks, kept on local
+disk and in a compacted changelog topic. Those are the partitions of ``claims_by_content`` (the content
+check, where claims are partitioned by content: ``routing.Router``) with its changelog ``seen_contents``; with
+duplicate scope "partition", the claims topic's own with ``seen_claims``. "Claims partition" below is either.
 
 Each window's changes go to its changelog partition (the claims partition's number) in the same delivery as
 the decisions (``routing.Router.route`` adds them), so the changelog holds what the committed decisions saw.
@@ -67,41 +69,49 @@ class DuplicateWindows:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.window_ms = settings.duplicate_window_days * DAY_MS
+        topics = settings.topics
+        # The input topic whose partitions have windows, and their changelog (partition by partition).
+        self.claims, self.changelog = (
+            (topics.claims_by_content, topics.seen_contents)
+            if settings.content_check
+            else (topics.claims, topics.seen_claims)
+        )
         self._windows: dict[int, SeenClaims] = {}
         self._stores: dict[int, WindowStore] = {}
-        self._changelog: AIOKafkaConsumer | None = None
+        self._reader: AIOKafkaConsumer | None = None
         self.restored: dict[int, Restored] = {}
 
-    def get(self, partition: int) -> SeenClaims | None:
-        """The window of claims partition ``partition``; None when windows are off or it is not assigned."""
-        return self._windows.get(partition)
+    def get(self, tp: TopicPartition) -> SeenClaims | None:
+        """The window of input partition ``tp``; None for a partition without one (another topic, not assigned,
+        or windows are off)."""
+        return self._windows.get(tp.partition) if tp.topic == self.claims else None
 
     def path(self, partition: int) -> Path:
         """The directory of the store of claims partition ``partition``."""
-        changelog = f"{self.settings.topics.seen_claims}-{partition}"
+        changelog = f"{self.changelog}-{partition}"
         return Path(self.settings.state_dir) / _directory_name(self.settings.group_id) / _directory_name(changelog)
 
     async def start(self) -> None:
         if self.settings.duplicate_window_days > 0:
-            self._changelog = AIOKafkaConsumer(
+            self._reader = AIOKafkaConsumer(
                 **client_options(self.settings, "seen-claims"),
                 group_id=None,
                 isolation_level="read_committed",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",  # a checkpoint that retention overtook reads from the first record
             )
-            await self._changelog.start()
+            await self._reader.start()
 
     async def stop(self) -> None:
         for partition in list(self._stores):
             self._close(partition, sync=True)
-        if self._changelog is not None:
-            await self._changelog.stop()
+        if self._reader is not None:
+            await self._reader.stop()
 
     async def restore(self, assigned: list[TopicPartition]) -> None:
         """Open the stores of the newly assigned claims partitions and bring them up to their changelog's end."""
-        reader = self._changelog
-        claims, changelog = self.settings.topics.claims, self.settings.topics.seen_claims
+        reader = self._reader
+        claims, changelog = self.claims, self.changelog
         wanted = [TopicPartition(changelog, tp.partition) for tp in assigned if tp.topic == claims]
         if reader is None or not wanted:
             return
@@ -174,7 +184,7 @@ class DuplicateWindows:
         """A batch's delivery is over (its partitions ``rewound`` failed): commit each delivered claims
         partition's pending entries up to the batch's end, with the checkpoint its changelog reached; drop
         every pending entry of a partition that failed."""
-        claims, changelog = self.settings.topics.claims, self.settings.topics.seen_claims
+        claims, changelog = self.claims, self.changelog
         for part in parts:
             window = self._windows.get(part.tp.partition) if part.tp.topic == claims else None
             if window is None:
@@ -197,7 +207,7 @@ class DuplicateWindows:
     def drop(self, revoked: list[TopicPartition]) -> None:
         """Close the windows of revoked claims partitions; their stores stay on disk for a later assignment."""
         for tp in revoked:
-            if tp.topic == self.settings.topics.claims:
+            if tp.topic == self.claims:
                 self._close(tp.partition)
 
     def _close(self, partition: int, sync: bool = False) -> None:

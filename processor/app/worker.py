@@ -55,7 +55,7 @@ class Worker:
         self.sensor = metrics if metrics is not None else Metrics()
         self.table = CodeTable()
         policy = load_policy(settings.rules_file) if settings.rules_file else None
-        self.router = Router(settings.topics, self.table, policy, settings.max_record_bytes)
+        self.router = Router(settings.topics, self.table, policy, settings.max_record_bytes, settings.content_check)
         self.follower = CodeTableFollower(settings, self.table, on_change=self.sensor.on_table_changed)
         self.health = HealthServer(self.sensor.registry, is_alive=lambda: self._alive, is_ready=self.is_ready)
         self.metrics_port: int | None = None
@@ -63,7 +63,7 @@ class Worker:
         self.ledger = OffsetLedger()
         self.windows = DuplicateWindows(settings)
         self.pacing = Pacing(settings, self.sensor)
-        self.sensor.on_inputs(settings.topics.inputs())
+        self.sensor.on_inputs(settings.consumed())
         self._alive = False
         self._consuming = False
         self._consumer: AIOKafkaConsumer | None = None
@@ -105,11 +105,11 @@ class Worker:
             await self.windows.start()
             await consumer.start()
             listener = Rebalance(consumer, delivery, self.ledger, self.windows, self.sensor, self.settle)
-            consumer.subscribe(settings.topics.inputs(), listener=listener)
+            consumer.subscribe(settings.consumed(), listener=listener)
             self._consuming = True
             self.sensor.on_ready(True)
             lag_refresh = asyncio.create_task(refresh_lag(self.ledger, consumer, self.sensor), name="lag-refresh")
-            log.info("worker consuming %s as group %s (%s)", ", ".join(settings.topics.inputs()), settings.group_id,
+            log.info("worker consuming %s as group %s (%s)", ", ".join(settings.consumed()), settings.group_id,
                      settings.processing_guarantee)  # fmt: skip
             while not stop.is_set():
                 generation = self.ledger.generation
@@ -207,9 +207,11 @@ class Worker:
                 records = [record for record in records if record.offset >= start]
             part = PartitionBatch(tp, records[0].offset, records[-1].offset + 1)
             tally = tallies[tp] = BatchTally(router.kind_of(tp.topic))
-            window = self.windows.get(tp.partition) if tally.kind == "claim" else None
+            window = self.windows.get(tp)
+            # A claim is consumed (and its latency taken) once, as it comes in: not again at its content check.
+            timestamps = tally.timestamps if tp.topic != self.settings.topics.claims_by_content else []
             for record in records:
-                tally.timestamps.append(record.timestamp)
+                timestamps.append(record.timestamp)
                 for decision in router.route(record, decided_at, part.messages, window):  # one per event
                     if decision is None:
                         tally.dead += 1

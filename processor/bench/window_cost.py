@@ -176,12 +176,13 @@ async def measure(settings: Settings, run_id: str, entries: int, work_dir: Path,
     cold = _settings(settings, f"bench-{run_id}-window-cold.", work_dir / "cold-state")
     try:
         await ensure_topics(here)
+        changelog = DuplicateWindows(here).changelog  # the content check's, as the worker keeps it by default
         progress.phase(f"publishing the changelog's tail: {size['tail']:,} records after the checkpoint")
-        await publish_batched(here, here.topics.seen_claims, changelog_records(0, 1, step))  # the anchor, offset 0
-        await publish_batched(here, here.topics.seen_claims, changelog_records(entries, size["tail"], step))
+        await publish_batched(here, changelog, changelog_records(0, 1, step))  # the anchor, offset 0
+        await publish_batched(here, changelog, changelog_records(entries, size["tail"], step))
         progress.phase(f"building a window store of {entries:,} entries")
         path = DuplicateWindows(here).path(0)
-        result.update(await _child("build", str(path), str(entries), here.topics.seen_claims))
+        result.update(await _child("build", str(path), str(entries), changelog))
         progress.phase("a worker restores it from its checkpoint")
         result["checkpoint"] = await _worker_restore(here, work_dir / "worker.log")
         progress.phase(f"cost per event: {size['cost_events']:,} claims, in memory and in the store")
@@ -189,7 +190,8 @@ async def measure(settings: Settings, run_id: str, entries: int, work_dir: Path,
         shutil.rmtree(work_dir / "state", ignore_errors=True)
         await ensure_topics(cold)
         progress.phase(f"publishing a changelog of {size['cold']:,} records")
-        await publish_batched(cold, cold.topics.seen_claims, changelog_records(0, size["cold"], step_ms(size["cold"])))
+        cold_changelog = DuplicateWindows(cold).changelog
+        await publish_batched(cold, cold_changelog, changelog_records(0, size["cold"], step_ms(size["cold"])))
         progress.phase("a worker with an empty state directory rebuilds the window from it")
         rebuilt = await _worker_restore(cold, work_dir / "cold-worker.log")
         per_s = rebuilt["records_read"] / rebuilt["restore_s"] if rebuilt.get("restore_s") else None
@@ -270,7 +272,11 @@ def _peak_then_reset(pid: int) -> float | None:
 
 async def _delete_topics(*runs: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=runs[0].bootstrap_servers, client_id="bench-admin")
-    names = [name for s in runs for name in (*s.topics.inputs(), *s.topics.outputs(), s.topics.seen_claims)]
+    names = [
+        name
+        for s in runs
+        for name in (*s.consumed(), *s.topics.outputs(), s.topics.seen_claims, s.topics.seen_contents)
+    ]
     with contextlib.suppress(Exception):
         await admin.start()
         existing = set(await admin.list_topics())

@@ -7,8 +7,11 @@
 
 Time is the claim's ``submitted_at``, so ``processor check`` and the worker agree and a replay decides the
 same way. A record seen again at the same source coordinates (a replay after a crash or an aborted
-transaction) is not a duplicate of itself. The worker keeps one ``SeenClaims`` per claims partition and
-its changes in a compacted changelog topic, written in the same transaction as the decisions.
+transaction) is not a duplicate of itself. The worker keeps one ``SeenClaims`` per partition of the claims
+it checks and its changes in a compacted changelog topic, written in the same transaction as the decisions:
+by default the partitions of the content check's topic, where claims are partitioned by ``fingerprint`` so
+that every repeat of a content meets the first (``routing``); with duplicate scope "partition", the claims
+topic's own, where only repeats on one partition meet.
 
 Where the entries are kept is a ``Store``'s business: ``MemoryStore`` (the default: ``processor check``, the
 tests) holds them in dicts, the worker's LMDB store (``app.window_store``) on disk. Both keep an entry by the
@@ -91,6 +94,23 @@ class Seen:
             return None
         valid = seen.claim_id and len(seen.fingerprint) == 32 and MIN_MS <= seen.at_ms <= MAX_MS
         return seen if valid else None
+
+
+def entry(claim: dict[str, Any], source: str) -> Seen | None:
+    """The entry a window makes of ``claim`` read at ``source``; None when the claim has no usable id or
+    submission time (such a claim is decided without a duplicate check)."""
+    claim_id, at_ms = claim.get("claim_id"), submitted_ms(claim)
+    if not isinstance(claim_id, str) or not claim_id or at_ms is None:
+        return None
+    return Seen(claim_id, fingerprint(claim), at_ms, source)
+
+
+class Deferred:
+    """A window that matches nothing and keeps nothing: ``check`` only makes a claim's entry, for a window
+    elsewhere to check it (the worker's content check, on the claims partitioned by content)."""
+
+    def check(self, claim: dict[str, Any], source: str) -> tuple[Duplicate | None, Seen | None]:
+        return None, entry(claim, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,15 +206,15 @@ class SeenClaims:
     def check(self, claim: dict[str, Any], source: str) -> tuple[Duplicate | None, Seen | None]:
         """What the window says of ``claim`` read at ``source``, and the entry remembered for it (None when
         nothing was: an exact duplicate, or a claim without a usable id or submission time)."""
-        claim_id, at_ms = claim.get("claim_id"), submitted_ms(claim)
-        if not isinstance(claim_id, str) or not claim_id or at_ms is None:
-            return None, None
-        content = fingerprint(claim)
-        same_content = self._by_content(content)
-        duplicate = self._match(claim_id, content, at_ms, source, same_content)
+        seen = entry(claim, source)
+        return (None, None) if seen is None else self.check_entry(seen)
+
+    def check_entry(self, seen: Seen) -> tuple[Duplicate | None, Seen | None]:
+        """``check`` for a claim already reduced to its entry (``entry``)."""
+        same_content = self._by_content(seen.fingerprint)
+        duplicate = self._match(seen.claim_id, seen.fingerprint, seen.at_ms, seen.source, same_content)
         if duplicate is not None and duplicate.exact:
             return duplicate, None
-        seen = Seen(claim_id, content, at_ms, source)
         self._remember(seen, same_content)
         return duplicate, seen
 

@@ -1,5 +1,5 @@
-"""Creating the processor's topics: inputs and outputs with the configured partitions, and the compacted
-code-table topic. Topics that exist already are left as they are.
+"""Creating the processor's topics: inputs and outputs with the configured partitions, the compacted
+code-table topic, and the duplicate window's internal topics. Topics that exist already are left as they are.
 
 Replication is the cluster's: unless ``replication_factor`` is set, every topic gets the brokers'
 ``default.replication.factor``, so that on a production cluster (3, with ``min.insync.replicas`` 2) the
@@ -52,6 +52,9 @@ async def ensure_topics(settings: Settings, timeout: float = 60.0) -> list[str]:
         # Co-partitioned with the claims topic; entries older than the window age out by retention.
         topics.seen_claims: (settings.partitions, seen_claims_config),
     }
+    if settings.content_check:  # claims' decisions by content, and the content check's window changelog
+        specs[topics.claims_by_content] = (settings.partitions, {})
+        specs[topics.seen_contents] = (settings.partitions, seen_claims_config)
     admin = AIOKafkaAdminClient(**client_options(settings, "admin"))
     await admin.start()
     try:

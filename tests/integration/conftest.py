@@ -119,12 +119,18 @@ async def load_table(settings: Settings, records: Iterable[tuple[str, dict | Non
     await publish(settings, records)
 
 
-async def produce(settings: Settings, topic: str, values: Iterable[Any], key: bytes | None = None) -> list[Any]:
-    """Send values (dicts as JSON, bytes as they are); returns each record's metadata (partition, offset)."""
+async def produce(
+    settings: Settings, topic: str, values: Iterable[Any], key: bytes | None = None, partition: int | None = None
+) -> list[Any]:
+    """Send values (dicts as JSON, bytes as they are), to ``partition`` if given, else by ``key``; returns each
+    record's metadata (partition, offset)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
     await producer.start()
     try:
-        futures = [await producer.send(topic, v if isinstance(v, bytes) else orjson.dumps(v), key=key) for v in values]
+        futures = [
+            await producer.send(topic, v if isinstance(v, bytes) else orjson.dumps(v), key=key, partition=partition)
+            for v in values
+        ]
         return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()

@@ -13,6 +13,7 @@ import pytest
 
 from processor.app.window_store import WindowStore
 from processor.config import Settings
+from processor.engine.duplicates import fingerprint
 from tests.conftest import SMALL_TABLE, a_claim
 from tests.integration.conftest import load_table, produce, read_all, running_worker
 
@@ -22,12 +23,12 @@ FIRST = a_claim(claim_id="DUP-1")
 
 
 async def decide_the_first_claim(settings: Settings) -> int:
-    """A worker decides ``FIRST`` and stops; the claims partition it went to."""
+    """A worker decides ``FIRST`` and stops; the partition of the window that took it (of claims by content)."""
     await load_table(settings, SMALL_TABLE)
     async with running_worker(settings):
-        (sent,) = await produce(settings, settings.topics.claims, [FIRST], key=b"DUP-1")
+        await produce(settings, settings.topics.claims, [FIRST], key=b"DUP-1")
         await read_all(settings, [settings.topics.accepted], 1)
-    return sent.partition
+    return int(fingerprint(FIRST)[:8], 16) % settings.partitions
 
 
 async def send_it_again(settings: Settings) -> dict[str, dict]:
@@ -81,4 +82,4 @@ async def test_a_worker_with_an_emptied_state_dir_rebuilds_its_window_from_the_c
 
 
 def _store_path(settings: Settings, partition: int) -> Path:
-    return Path(settings.state_dir) / settings.group_id / f"{settings.topics.seen_claims}-{partition}"
+    return Path(settings.state_dir) / settings.group_id / f"{settings.topics.seen_contents}-{partition}"

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from processor import samples
 from processor.code_table.sources import table_records
 from processor.code_table.table import record_key
+from processor.config import DuplicateScope
 from tests.conftest import SMALL_TABLE, a_claim, an_order
 from tests.integration.conftest import (
     counted,
@@ -196,9 +197,10 @@ async def test_check_command_decides_a_file_as_the_worker_does(settings, tmp_pat
     assert {d["outcome"] for d in by_check.values()} == {"accepted", "returned", "needs_review"}
 
 
-async def test_duplicates_are_found_across_a_worker_restart(settings):
+@pytest.mark.parametrize("scope", ["topic", "partition"])
+async def test_duplicates_are_found_across_a_worker_restart(settings, scope):
     """The duplicate window lives in a compacted changelog: a new worker rebuilds it on assignment."""
-    settings = dataclasses.replace(settings, duplicate_window_days=30)
+    settings = dataclasses.replace(settings, duplicate_window_days=30, duplicate_scope=DuplicateScope(scope))
     t = settings.topics
     await load_table(settings, SMALL_TABLE)
     first = a_claim(claim_id="DUP-1")
@@ -214,3 +216,35 @@ async def test_duplicates_are_found_across_a_worker_restart(settings):
     assert [r["id"] for r in exact["reasons"]] == ["claim.duplicate"]
     suspect = by_topic[t.needs_review, "DUP-2"]
     assert [r["id"] for r in suspect["reasons"]] == ["claim.suspect_duplicate"]
+
+
+async def test_a_repeat_on_another_claims_partition_is_found_by_the_content_check(settings):
+    """Claims keyed by submitter, not by content: the same content under another id and the same claim again
+    come in on the other claims partition, and the content check still finds both (scope "topic")."""
+    settings = dataclasses.replace(settings, duplicate_window_days=30)
+    t = settings.topics
+    await load_table(settings, SMALL_TABLE)
+    async with running_worker(settings) as worker:
+        await produce(settings, t.claims, [a_claim(claim_id="DUP-1")], partition=0)
+        await read_all(settings, [t.accepted], 1)  # the first: across partitions, "first" is first decided
+        await produce(settings, t.claims, [a_claim(claim_id="DUP-2"), a_claim(claim_id="DUP-1")], partition=1)
+        found = await read_all(settings, [t.accepted, t.returned, t.needs_review], 3)
+        await counted(worker, claim=3)  # each claim consumed once, though it went through two steps
+
+        def decided() -> dict | None:  # and decided once, counted as its content check settles
+            metrics = scrape(worker)
+            return (
+                metrics
+                if sum(v for (name, _), v in metrics.items() if name == "processor_decisions_total") == 3
+                else None
+            )
+
+        metrics = await eventually(decided, what="three decisions counted")
+    published = [(r.topic, r.partition, orjson.loads(r.value)) for r in found]
+    answers = sorted((topic, n, [x["id"] for x in d["reasons"]], d["event_id"]) for topic, n, d in published)
+    assert answers == sorted([
+        (t.accepted, 0, [], "DUP-1"),
+        (t.needs_review, 1, ["claim.suspect_duplicate"], "DUP-2"),
+        (t.returned, 1, ["claim.duplicate"], "DUP-1"),
+    ])  # fmt: skip
+    assert metrics["processor_decisions_total", ("claim", "needs_review")] == 1

@@ -152,27 +152,35 @@ def test_a_damaged_or_foreign_store_is_started_empty(tmp_path):
     WindowStore.open(path, WINDOW).close()  # open() starts it empty instead
 
 
-def settled_batch(first: int, next_offset: int, written: dict | None = None) -> PartitionBatch:
-    return PartitionBatch(TopicPartition("claims", 0), first, next_offset, written=written or {})
+def settled_batch(topic: str, first: int, next_offset: int, written: dict | None = None) -> PartitionBatch:
+    return PartitionBatch(TopicPartition(topic, 0), first, next_offset, written=written or {})
 
 
-def test_a_delivered_batch_commits_its_entries_with_the_changelog_checkpoint_and_a_failed_one_none(tmp_path):
-    windows = DuplicateWindows(Settings(state_dir=str(tmp_path)))
+@pytest.mark.parametrize(
+    ("scope", "claims", "changelog"),
+    [("topic", "claims-by-content", "claims-by-content-seen"), ("partition", "claims", "claims-seen")],
+)
+def test_a_delivered_batch_commits_its_entries_with_the_changelog_checkpoint_and_a_failed_one_none(
+    tmp_path, scope, claims, changelog
+):
+    windows = DuplicateWindows(Settings(state_dir=str(tmp_path), duplicate_scope=scope))
+    assert (windows.claims, windows.changelog) == (claims, changelog)
     store = WindowStore.open(windows.path(0), WINDOW)
     window = windows._windows[0] = SeenClaims(WINDOW, store, staged=True)
     windows._stores[0] = store
-    claims = [a_claim(claim_id=f"CLM-{n}", patient={"birth_date": "1961-04-12", "sex": "F", "id": n})
-              for n in range(5)]  # fmt: skip
-    for offset, claim in zip(range(5, 10), claims, strict=True):  # batch k: 5-7; the next, decided: 8-9
+    assert windows.get(TopicPartition(claims, 0)) is window and windows.get(TopicPartition("lab-orders", 0)) is None
+    entries = [a_claim(claim_id=f"CLM-{n}", patient={"birth_date": "1961-04-12", "sex": "F", "id": n})
+               for n in range(5)]  # fmt: skip
+    for offset, claim in zip(range(5, 10), entries, strict=True):  # batch k: 5-7; the next, decided: 8-9
         window.check(claim, f"0:{offset}")
-    windows.settled([settled_batch(5, 8, {("claims-seen", 0): 41, ("decisions.accepted", 0): 90})], set())
+    windows.settled([settled_batch(claims, 5, 8, {(changelog, 0): 41, ("decisions.accepted", 0): 90})], set())
     assert len(store) == 3 and [s.source for s in window.pending()] == ["0:8", "0:9"]
-    last = Seen("CLM-2", fingerprint(claims[2]), store.by_id("CLM-2").at_ms, "0:7")
-    assert store.checkpoint() == Checkpoint("claims-seen", 0, 42, 41, record_digest(b"CLM-2", last.as_record()))
-    windows.settled([settled_batch(8, 10)], {TopicPartition("claims", 0)})  # its delivery failed
+    last = Seen("CLM-2", fingerprint(entries[2]), store.by_id("CLM-2").at_ms, "0:7")
+    assert store.checkpoint() == Checkpoint(changelog, 0, 42, 41, record_digest(b"CLM-2", last.as_record()))
+    windows.settled([settled_batch(claims, 8, 10)], {TopicPartition(claims, 0)})  # its delivery failed
     assert window.pending() == [] and len(store) == 3
-    windows.drop([TopicPartition("claims", 0)])
-    assert windows.get(0) is None
+    windows.drop([TopicPartition(claims, 0)])
+    assert windows.get(TopicPartition(claims, 0)) is None
 
 
 @pytest.mark.parametrize(
@@ -186,7 +194,9 @@ def test_group_and_topic_names_are_one_safe_directory_each(name, expected):
 
 def test_the_state_lives_under_the_state_dir_by_group_and_changelog_partition(tmp_path):
     settings = dataclasses.replace(Settings(), state_dir=str(tmp_path), group_id="payer/a")
-    assert DuplicateWindows(settings).path(4) == tmp_path / "payer%2Fa" / "claims-seen-4"
+    assert DuplicateWindows(settings).path(4) == tmp_path / "payer%2Fa" / "claims-by-content-seen-4"
+    by_partition = dataclasses.replace(settings, duplicate_scope="partition")
+    assert DuplicateWindows(by_partition).path(4) == tmp_path / "payer%2Fa" / "claims-seen-4"
 
 
 @dataclasses.dataclass
@@ -196,16 +206,16 @@ class Record:
     value: bytes | None
 
 
-CHANGELOG = TopicPartition("claims-seen", 0)
+CHANGELOG = TopicPartition("claims-by-content-seen", 0)
 ANCHOR = Record(41, b"CLM-2", b'{"claim_id": "CLM-2"}')
-GOOD = Checkpoint("claims-seen", 0, 42, 41, record_digest(ANCHOR.key, ANCHOR.value))
+GOOD = Checkpoint("claims-by-content-seen", 0, 42, 41, record_digest(ANCHOR.key, ANCHOR.value))
 
 RESUME_CASES = [
     # (why, checkpoint, the changelog's first and end offsets, the record found at the anchor, where to resume)
     ("a checkpoint whose anchor is there resumes from it", GOOD, (0, 50), ANCHOR, 42),
     ("a checkpoint at the end resumes from the end", GOOD, (0, 42), ANCHOR, 42),
     ("no checkpoint: from the first record", None, (0, 50), ANCHOR, None),
-    ("a checkpoint that read no record yet proves no topic: from the first", Checkpoint("claims-seen", 0, 9),
+    ("a checkpoint that read no record yet proves no topic: from the first", Checkpoint(CHANGELOG.topic, 0, 9),
      (0, 50), None, None),
     ("a checkpoint of another partition", dataclasses.replace(GOOD, partition=1), (0, 50), ANCHOR, None),
     ("a checkpoint past the end: the topic was made again", GOOD, (0, 30), ANCHOR, None),
