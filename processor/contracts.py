@@ -1,13 +1,17 @@
 """Event contracts: the JSON Schemas of ``schemas/`` and the decoding of raw Kafka values.
 
-``decode`` turns bytes into a JSON object or raises ``Undecodable`` (the record then goes to the
+``decode_event`` decodes a record's bytes in one pass, in C, straight into msgspec types that mirror the
+schemas (``Claim``, ``Order``), checking them as it goes: what it takes is a valid event, which the engine
+reads as it is. Only a record it refuses (not valid, or carrying a field the schemas do not name) pays for
+the rest: ``decode`` turns bytes into a JSON object or raises ``Undecodable`` (the record then goes to the
 dead-letter topic): not JSON, not an object, or nested deeper than ``MAX_DEPTH`` (the schemas need four
 levels; the limit keeps every decoded event within what the encoder writes back in its decision).
-``schema_problems`` checks a decoded event against its schema in two steps: msgspec types that mirror the
-schemas answer the common, valid case in a few microseconds (a twelfth of a compiled JSON Schema
-validator's time); only an event they refuse pays for the JSON Schema validator, which is the authority and
-lists the problems with the path of the field that failed. The mirror may be stricter than the schemas
-(then the validator decides) but never looser: tests/unit/test_schemas.py checks it.
+``check_event`` checks such an object against its schema in two steps: the mirror answers the valid case in
+a few microseconds (a twelfth of a compiled JSON Schema validator's time) and gives the engine its typed
+event; only an event it refuses pays for the JSON Schema validator, which is the authority and lists the
+problems with the path of the field that failed. The mirror takes exactly the events the schemas take (the
+engine can review only what it takes): tests/unit/test_schemas.py checks it is never looser, and takes
+every valid event it is given.
 
 The validator reads the schemas as JSON Schema means them, where Python's defaults differ: a ``pattern``
 is an ECMA-262 regular expression, whose ``$`` is the end of the text (Python's also matches before a final
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -202,9 +207,17 @@ MAX_PROBLEMS = 20
 
 def schema_problems(event: dict[str, Any], kind: str) -> list[SchemaProblem]:
     """The schema violations of ``event`` as a ``kind``, at most ``MAX_PROBLEMS`` (empty when it is valid)."""
-    if mirror_accepts(event, kind):
-        return []
-    return sorted(itertools.islice(_problems(event, kind), MAX_PROBLEMS), key=lambda p: p.field)
+    return check_event(event, kind)[1]
+
+
+def check_event(event: dict[str, Any], kind: str) -> tuple[Event | None, list[SchemaProblem]]:
+    """``event`` as the mirror's ``kind`` (a ``Claim`` or an ``Order``) and no problems when it is valid; else
+    None and its schema violations, at most ``MAX_PROBLEMS``. (None and no problems would be a valid event the
+    mirror refuses: a mirror stricter than its schema, which tests/unit/test_schemas.py rules out.)"""
+    typed = mirror_of(event, kind)
+    if typed is not None:
+        return typed, []
+    return None, sorted(itertools.islice(_problems(event, kind), MAX_PROBLEMS), key=lambda p: p.field)
 
 
 _SIZE_ERRORS = frozenset({"maxItems", "maxLength", "maxProperties"})
@@ -326,107 +339,196 @@ def _are_dates(values: set[str]) -> bool:
     return True
 
 
+# Texts known to match the date-time pattern: the same minutes come back all day.
+_DATETIMES_SEEN: set[str] = set()
+
+
 def _is_datetime(value: str) -> bool:
-    return len(value) <= 35 and _datetime_matches(value)  # 35: the longest text the pattern matches; kept short
-
-
-@functools.lru_cache(maxsize=16_384)
-def _datetime_matches(value: str) -> bool:
-    return _DATETIME_PATTERN.search(value) is not None
+    """True when ``value`` matches the date-time pattern."""
+    if value in _DATETIMES_SEEN:
+        return True
+    if len(value) > 35 or _DATETIME_PATTERN.search(value) is None:  # 35: the longest text the pattern matches
+        return False
+    if len(_DATETIMES_SEEN) < _DATES_SEEN_LIMIT:
+        _DATETIMES_SEEN.add(value)
+    return True
 
 
 _Modifier = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z]{2}\Z")]
 _Pointer = Annotated[int, msgspec.Meta(ge=1, le=25)]
+# A line's units as JSON wrote them: 3 stays an int and 3.0 a float, as a JSON parser reads them (a reason
+# quotes the value back, and the duplicate window hashes it).
+_Units = Annotated[int, msgspec.Meta(gt=0, le=99999)] | Annotated[float, msgspec.Meta(gt=0, le=99999)]
 
 
-class _Coded(msgspec.Struct):
+class Coded(msgspec.Struct):
+    """A code and its system: a diagnosis, a test, an admitting diagnosis."""
+
     code: _Code
     system: _Code
 
 
-class _Patient(msgspec.Struct):
+class Patient(msgspec.Struct):
     birth_date: _Date
     sex: Literal["M", "F", "U"]
 
 
-class _Provider(msgspec.Struct):
+class Provider(msgspec.Struct):
     npi: Annotated[str, msgspec.Meta(max_length=32)]
 
 
-class _Line(msgspec.Struct):
+class Line(msgspec.Struct):
+    """A claim's service line. The optional lists stay ``UNSET`` when the event leaves them out, so that the
+    line reads back (``msgspec.to_builtins``) with the fields it came with."""
+
     line_number: Annotated[int, msgspec.Meta(ge=1, le=999)]
     code: _Code
     system: _Code
-    units: Annotated[float, msgspec.Meta(gt=0, le=99999)]
+    units: _Units
     service_date: _Date
-    modifiers: Annotated[list[_Modifier], msgspec.Meta(max_length=4)] = []
-    diagnosis_pointers: Annotated[list[_Pointer], msgspec.Meta(max_length=12)] = []
+    modifiers: Annotated[list[_Modifier], msgspec.Meta(max_length=4)] | msgspec.UnsetType = msgspec.UNSET
+    diagnosis_pointers: Annotated[list[_Pointer], msgspec.Meta(max_length=12)] | msgspec.UnsetType = msgspec.UNSET
     revenue_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}\Z")] | msgspec.UnsetType = msgspec.UNSET
 
 
-class _Procedure(msgspec.Struct):
+class Procedure(msgspec.Struct):
+    """An ICD-10-PCS procedure of an inpatient stay."""
+
     code: _Code
     system: _Code
     date: _Date
 
 
-class _Claim(msgspec.Struct):
+class Claim(msgspec.Struct):
+    """A claim as ``schemas/claim.schema.json`` has it; a field the event leaves out is ``UNSET``."""
+
     claim_id: _Id
     submitter_id: _Id
     submitted_at: _DateTime
-    patient: _Patient
-    billing_provider: _Provider
-    diagnoses: Annotated[list[_Coded], msgspec.Meta(min_length=1, max_length=25)]
-    lines: Annotated[list[_Line], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET
+    patient: Patient
+    billing_provider: Provider
+    diagnoses: Annotated[list[Coded], msgspec.Meta(min_length=1, max_length=25)]
+    lines: Annotated[list[Line], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET
     kind: Literal["claim"] | msgspec.UnsetType = msgspec.UNSET
     claim_type: Literal["professional", "outpatient", "inpatient"] | msgspec.UnsetType = msgspec.UNSET
     admission_date: _Date | msgspec.UnsetType = msgspec.UNSET
     discharge_date: _Date | msgspec.UnsetType = msgspec.UNSET
     discharge_status: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}\Z")] | msgspec.UnsetType = msgspec.UNSET
-    admitting_diagnosis: _Coded | msgspec.UnsetType = msgspec.UNSET
-    procedures: Annotated[list[_Procedure], msgspec.Meta(max_length=25)] = []
+    admitting_diagnosis: Coded | msgspec.UnsetType = msgspec.UNSET
+    procedures: Annotated[list[Procedure], msgspec.Meta(max_length=25)] | msgspec.UnsetType = msgspec.UNSET
 
 
-class _Order(msgspec.Struct):
+class Order(msgspec.Struct):
+    """A lab order as ``schemas/order.schema.json`` has it."""
+
     order_id: _Id
     lab_id: _Id
-    ordering_provider: _Provider
-    patient: _Patient
+    ordering_provider: Provider
+    patient: Patient
     collection_date: _Date
-    tests: Annotated[list[_Coded], msgspec.Meta(min_length=1, max_length=100)]
-    diagnoses: Annotated[list[_Coded], msgspec.Meta(max_length=25)]
+    tests: Annotated[list[Coded], msgspec.Meta(min_length=1, max_length=100)]
+    diagnoses: Annotated[list[Coded], msgspec.Meta(max_length=25)]
     kind: Literal["order"] | msgspec.UnsetType = msgspec.UNSET
 
 
-_MIRROR: dict[str, type[msgspec.Struct]] = {"claim": _Claim, "order": _Order}
+Event = Claim | Order
+_MIRROR: dict[str, type[Claim | Order]] = {"claim": Claim, "order": Order}
 
 
 def mirror_accepts(event: dict[str, Any], kind: str) -> bool:
     """True when the msgspec mirror of the schemas takes ``event`` as a ``kind``: then the schema does too."""
+    return mirror_of(event, kind) is not None
+
+
+def mirror_of(event: dict[str, Any], kind: str) -> Event | None:
+    """``event`` as the mirror's ``kind`` (a ``Claim`` or an ``Order``) when the mirror takes it, else None."""
     try:
-        return _fits(msgspec.convert(event, _MIRROR[kind]))
+        typed = msgspec.convert(event, _MIRROR[kind])
     except msgspec.ValidationError:
-        return False
+        return None
+    return typed if _fits(typed) else None
 
 
-def _fits(event: msgspec.Struct) -> bool:
+_SERVICE_DATE, _DATE = operator.attrgetter("service_date"), operator.attrgetter("date")
+
+
+def _fits(event: Event) -> bool:
     """What the schemas require that the mirror's types do not say: the patterns of dates and date-times, an
     inpatient claim's stay, and the lines of any other claim."""
-    if isinstance(event, _Order):
+    if isinstance(event, Order):
         return _are_dates({event.patient.birth_date, event.collection_date})
-    assert isinstance(event, _Claim)
     if not _is_datetime(event.submitted_at):
         return False
-    dates = {line.service_date for line in event.lines} if event.lines is not msgspec.UNSET else set()
+    dates = set() if event.lines is msgspec.UNSET else set(map(_SERVICE_DATE, event.lines))
     dates.add(event.patient.birth_date)
-    for procedure in event.procedures:
-        dates.add(procedure.date)
-    for stay_date in (event.admission_date, event.discharge_date):
-        if stay_date is not msgspec.UNSET:
-            dates.add(stay_date)
+    if event.procedures:
+        dates.update(map(_DATE, event.procedures))
+    if event.admission_date is not msgspec.UNSET:
+        dates.add(event.admission_date)
+    if event.discharge_date is not msgspec.UNSET:
+        dates.add(event.discharge_date)
     if not _are_dates(dates):
         return False
     if event.claim_type == "inpatient":
         return not (event.admission_date is msgspec.UNSET or event.discharge_date is msgspec.UNSET
                     or event.discharge_status is msgspec.UNSET)  # fmt: skip
     return event.lines is not msgspec.UNSET and len(event.lines) > 0
+
+
+# The mirror again, refusing any field the schemas do not name: what ``decode_event`` decodes the bytes into.
+# Only these types see every value of the record (msgspec skips an unknown field's value without checking it as
+# orjson does: its UTF-8, its numbers), so what they take, ``decode`` takes too, with the same values, and no
+# deeper than four levels. An event with fields of its own is valid all the same: ``decode`` reads it.
+class _StrictCoded(Coded, forbid_unknown_fields=True):
+    pass
+
+
+class _StrictPatient(Patient, forbid_unknown_fields=True):
+    pass
+
+
+class _StrictProvider(Provider, forbid_unknown_fields=True):
+    pass
+
+
+class _StrictLine(Line, forbid_unknown_fields=True):
+    pass
+
+
+class _StrictProcedure(Procedure, forbid_unknown_fields=True):
+    pass
+
+
+class _StrictClaim(Claim, forbid_unknown_fields=True):
+    patient: _StrictPatient
+    billing_provider: _StrictProvider
+    diagnoses: Annotated[list[_StrictCoded], msgspec.Meta(min_length=1, max_length=25)]
+    lines: Annotated[list[_StrictLine], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET
+    admitting_diagnosis: _StrictCoded | msgspec.UnsetType = msgspec.UNSET
+    procedures: Annotated[list[_StrictProcedure], msgspec.Meta(max_length=25)] | msgspec.UnsetType = msgspec.UNSET
+
+
+class _StrictOrder(Order, forbid_unknown_fields=True):
+    ordering_provider: _StrictProvider
+    patient: _StrictPatient
+    tests: Annotated[list[_StrictCoded], msgspec.Meta(min_length=1, max_length=100)]
+    diagnoses: Annotated[list[_StrictCoded], msgspec.Meta(max_length=25)]
+
+
+_DECODERS = {kind: msgspec.json.Decoder(strict) for kind, strict in (("claim", _StrictClaim), ("order", _StrictOrder))}
+
+
+def decode_event(raw: bytes, kind: str | None) -> tuple[str, Event] | None:
+    """The event in ``raw``, decoded in one pass into the mirror's types, with its kind (``kind``; None: a
+    claim, else an order, as ``infer_kind`` would read it), when it is a valid event with no field the schemas
+    do not name; else None, and the record takes ``decode`` and ``schema_problems``, which answer it as ever.
+
+    What it takes, ``decode`` takes too and reads the same: msgspec's JSON is orjson's, and both keep the last
+    of a key written twice. It checks what ``schema_problems`` checks, so an event it takes is valid."""
+    for candidate in (kind,) if kind is not None else KINDS:
+        try:
+            event = _DECODERS[candidate].decode(raw)
+        except msgspec.DecodeError:  # not JSON, or a ValidationError: not (only) what the mirror reads
+            continue
+        return (candidate, event) if _fits(event) else None
+    return None

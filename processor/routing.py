@@ -35,7 +35,7 @@ import orjson
 
 from processor.code_table.table import CodeTable
 from processor.config import Topics
-from processor.contracts import Undecodable, decode, infer_kind, real_datetime
+from processor.contracts import Event, Undecodable, decode, decode_event, infer_kind, real_datetime
 from processor.engine import Decision, Outcome, Policy, decide
 from processor.engine.duplicates import Deferred, Duplicate, Seen, SeenClaims
 from processor.formats import Format, detect
@@ -113,22 +113,30 @@ def decide_value(
     if max_bytes is not None and raw is not None and len(raw) > max_bytes:
         return Refused(f"record is {len(raw)} bytes; the limit is {max_bytes}")
     try:
-        event = decode(raw)
-        kind = kind or infer_kind(event)
-        if kind is None:
-            return Refused("neither a claim (claim_id) nor a lab order (order_id)" + _format_hint(raw))
+        # A valid event with no field of its own is decoded once, into the engine's types; any other record
+        # is parsed and checked as a JSON object (its schema problems listed), as ``decode_event`` says.
+        typed = decode_event(raw, kind) if raw is not None else None
+        event: dict[str, Any] | Event
+        if typed is not None:
+            kind, event = typed
+        else:
+            event = decode(raw)
+            kind = kind or infer_kind(event)
+            if kind is None:
+                return Refused("neither a claim (claim_id) nor a lab order (order_id)" + _format_hint(raw))
         seen = None
         # Only a real submission time reaches the window's date arithmetic (the engine returns the claim for
         # any other: date.invalid_datetime), and only one not after the decision time by more than a day: the
         # window ages out what lies a window behind the newest time it has seen, so one claim dated 2199
         # would otherwise drop every real entry. Such a claim is decided, not checked for duplicates.
         if window is not None and kind == "claim":
-            submitted = real_datetime(event.get("submitted_at"))
+            at = event.get("submitted_at") if isinstance(event, dict) else getattr(event, "submitted_at", None)
+            submitted = real_datetime(at)
             if submitted is not None and submitted <= _latest_submission(decided_at):
                 duplicate, seen = window.check(event, seen_at)
         decision = decide(event, kind, table, policy, duplicate)
-        # The record carries the input as it came in, not a re-encoding of the parsed event: decode accepted
-        # it as one JSON object, so the bytes, less the whitespace JSON allows around them, embed as they are.
+        # The record carries the input as it came in, never a re-encoding of the event: it was read as one JSON
+        # object, so the bytes, less the whitespace JSON allows around them, embed as they are.
         # Duplicate keys stay as sent; the engine decided on the last of each, as JSON parsers read it.
         if raw[0] != 0x7B or raw[-1] != 0x7D:  # type: ignore[index]  # decode refuses None; 0x7B is {, 0x7D }
             raw = raw.strip(b" \t\n\r")  # type: ignore[union-attr]

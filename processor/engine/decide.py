@@ -20,11 +20,25 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
+
+import msgspec
 
 from processor import code_systems as codes
 from processor.code_table.table import CodeTable, CodeVersion, in_range
-from processor.contracts import DATETIME_YEARS, event_id, real_datetime, schema_problems
+from processor.contracts import (
+    DATETIME_YEARS,
+    Claim,
+    Event,
+    Line,
+    Order,
+    Patient,
+    Procedure,
+    SchemaProblem,
+    check_event,
+    event_id,
+    real_datetime,
+)
 from processor.engine.decision import Decision, Reason
 from processor.engine.duplicates import Duplicate
 from processor.engine.mce import Stay, age_conflict, limited_coverage, non_covered
@@ -62,7 +76,7 @@ _DATETIME_YEARS = f"{DATETIME_YEARS.start} to {DATETIME_YEARS.stop - 1}"
 
 
 def decide(
-    event: dict[str, Any],
+    event: dict[str, Any] | Event,
     kind: str,
     table: CodeTable,
     policy: Policy | None = None,
@@ -70,32 +84,47 @@ def decide(
 ) -> Decision:
     """Decide one claim (``kind="claim"``) or lab order (``kind="order"``) against ``table``.
 
+    ``event`` is the parsed JSON object, checked against its schema here, or the ``Claim`` or ``Order`` that
+    ``contracts.decode_event`` decoded (valid by then: it is reviewed as it is).
     ``policy`` gives each rule's outcome (or switches it off); None means the rules' defaults.
     ``duplicate`` is what ``duplicates.SeenClaims.match`` found for this claim, if anything.
     """
     review = _Review(kind, table, policy or DEFAULT_POLICY)
     if duplicate is not None:
         rule = "claim.duplicate" if duplicate.exact else "claim.suspect_duplicate"
-        review.fail(rule, "claim_id", event.get("claim_id"), **duplicate.details())
-    problems = schema_problems(event, kind)
-    if problems:
-        # A lab double-checks an order without an ordering NPI with the doctor instead of halting on it.
-        npi_missing = [p for p in problems if kind == "order" and p.problem == "is required"
-                       and p.field in ("ordering_provider", "ordering_provider.npi")]  # fmt: skip
-        for problem in problems:
-            if problem in npi_missing:
-                review.fail("npi.missing", "ordering_provider.npi", None)
-            elif problem.problem == "is required":
-                review.fail("event.missing_field", problem.field, None)
-            else:
-                review.fail("event.invalid_field", problem.field, problem.value, problem=problem.problem)
-        if len(npi_missing) == len(problems):
-            _review_order(event, review)
-    elif kind == "claim":
+        claim_id = event.get("claim_id") if isinstance(event, dict) else getattr(event, "claim_id", None)
+        review.fail(rule, "claim_id", claim_id, **duplicate.details())
+    if isinstance(event, dict):
+        typed, problems = check_event(event, kind)
+        if problems:
+            _review_problems(event, kind, problems, review)
+            return review.conclude(event_id(event, kind))
+        if typed is None:
+            raise RuntimeError(f"the {kind} schema takes an event its msgspec mirror refuses")
+        event = typed
+    if isinstance(event, Claim):
         _review_claim(event, review)
-    else:
-        _review_order(event, review)
-    return review.conclude(event_id(event, kind))
+        return review.conclude(event.claim_id)
+    _review_order(event, event.ordering_provider.npi, review)
+    return review.conclude(event.order_id)
+
+
+def _review_problems(event: dict[str, Any], kind: str, problems: list[SchemaProblem], review: _Review) -> None:
+    """The reasons of an event that breaks its schema: one per problem. The review halts there, but for an
+    order whose only problem is its missing ordering NPI: a lab double-checks that with the doctor, and
+    reviews the order."""
+    npi_missing = [p for p in problems if kind == "order" and p.problem == "is required"
+                   and p.field in ("ordering_provider", "ordering_provider.npi")]  # fmt: skip
+    for problem in problems:
+        if problem in npi_missing:
+            review.fail("npi.missing", "ordering_provider.npi", None)
+        elif problem.problem == "is required":
+            review.fail("event.missing_field", problem.field, None)
+        else:
+            review.fail("event.invalid_field", problem.field, problem.value, problem=problem.problem)
+    if len(npi_missing) == len(problems):
+        # Valid but for the NPI: the mirror takes it with an empty one, which the review is told is none.
+        _review_order(msgspec.convert({**event, "ordering_provider": {"npi": ""}}, Order), None, review)
 
 
 class _Coded(NamedTuple):
@@ -132,16 +161,16 @@ class _Failure(NamedTuple):
     details: dict[str, Any]
 
 
-def _review_claim(claim: dict[str, Any], review: _Review) -> None:
-    claim_type = claim.get("claim_type", PROFESSIONAL)
-    lines = claim.get("lines", ())
-    review.line_numbers = numbers = [line["line_number"] for line in lines]
+def _review_claim(claim: Claim, review: _Review) -> None:
+    claim_type = PROFESSIONAL if claim.claim_type is msgspec.UNSET else claim.claim_type
+    lines: Sequence[Line] = () if claim.lines is msgspec.UNSET else claim.lines
+    review.line_numbers = numbers = [line.line_number for line in lines]
     if len(set(numbers)) < len(numbers):
         _review_line_numbers(numbers, review)
-    review.npi("billing_provider.npi", claim["billing_provider"]["npi"])
-    birth = review.patient(claim["patient"])
-    submitted = review.submitted("submitted_at", claim["submitted_at"])
-    diagnoses = claim["diagnoses"]
+    review.npi("billing_provider.npi", claim.billing_provider.npi)
+    birth = review.patient(claim.patient)
+    submitted = review.submitted("submitted_at", claim.submitted_at)
+    diagnoses = claim.diagnoses
     count = len(diagnoses)
     discharge = _review_stay(claim, submitted, review) if claim_type == INPATIENT else None
     line_days: list[str | None] = []
@@ -151,7 +180,7 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     submitted_day = submitted[:10] if submitted is not None else None
     # A field's name (``lines[2].service_date``) is spelled out only when a check on it fails.
     for i, line in enumerate(lines):
-        day = line["service_date"]
+        day = line.service_date
         if not _is_calendar_date(day):
             day = review.day(f"lines[{i}].service_date", day)
         if day is not None:
@@ -160,7 +189,7 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
             if submitted_day is not None and day > submitted_day:
                 review.fail("date.after_submission", f"lines[{i}].service_date", day, submitted=submitted)
         line_days.append(day)
-        pointers = line.get("diagnosis_pointers", ())
+        pointers = line.diagnosis_pointers or ()
         if pointers and max(pointers) > count:
             _review_pointers(i, pointers, count, review)
         if day is not None:
@@ -179,12 +208,12 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
         else:
             on = days_of.get(i)
             days = (first_day,) if not on else tuple(on) if len(on) == 1 else tuple(sorted(on))
-        coded = review.code("diagnosis", "diagnoses", i, diagnosis["system"], diagnosis["code"], days)
+        coded = review.code("diagnosis", "diagnoses", i, diagnosis.system, diagnosis.code, days)
         if coded is not None and coded.patient_edits:
-            review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis["code"], coded, days[0])
+            review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis.code, coded, days[0])
         dx.append(coded)
     if dx[0] is not None and dx[0].principal_edits:
-        review.principal(diagnoses[0]["code"], dx[0], claim_type, count > 1)
+        review.principal(diagnoses[0].code, dx[0], claim_type, count > 1)
     if claim_type == INPATIENT:
         _review_inpatient_codes(claim, dx, discharge, review)
     coverage, has_mue, has_pairs = review.table_facts()
@@ -192,9 +221,9 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
     modifiers: list[frozenset[str]] = []
     for i, line in enumerate(lines):
         day = line_days[i]
-        coded = review.code("procedure", "lines", i, line["system"], line["code"], (day,))
+        coded = review.code("procedure", "lines", i, line.system, line.code, (day,))
         coded_lines.append(coded)
-        written = line.get("modifiers")
+        written = line.modifiers or None
         if written:
             mods = frozenset(m.upper() for m in written)
             if "59" in mods and mods & _X_MODIFIERS:
@@ -207,10 +236,10 @@ def _review_claim(claim: dict[str, Any], review: _Review) -> None:
         if coded is None or day is None:
             continue
         if coded.patient_edits:
-            review.fits_patient("procedure", f"lines[{i}]", line["code"], coded, day)
+            review.fits_patient("procedure", f"lines[{i}]", line.code, coded, day)
         if coverage:
-            pointers = [p - 1 for p in line.get("diagnosis_pointers", ()) if p <= count] or range(count)
-            review.supported(f"lines[{i}].code", line["code"], coded, [dx[p] for p in pointers], day)
+            pointers = [p - 1 for p in line.diagnosis_pointers or () if p <= count] or range(count)
+            review.supported(f"lines[{i}].code", line.code, coded, [dx[p] for p in pointers], day)
     if has_mue and claim_type in _MUE_TABLE:
         _review_units(lines, line_days, coded_lines, _MUE_TABLE[claim_type], review)
     if has_pairs and claim_type in _NCCI_TABLE:
@@ -235,8 +264,7 @@ def _review_line_numbers(numbers: list[int], review: _Review) -> None:
 
 
 def _review_units(
-    lines: Sequence[dict[str, Any]], days: list[str | None], coded: list[_Coded | None], table_name: str,
-    review: _Review,
+    lines: Sequence[Line], days: list[str | None], coded: list[_Coded | None], table_name: str, review: _Review,
 ) -> None:  # fmt: skip
     """Medically Unlikely Edits: units of a code per line (MAI 1), or per date of service summed over the
     claim's lines of that code (MAI 2 and 3: then every line of the code on that date is denied)."""
@@ -250,35 +278,35 @@ def _review_units(
         if limit is None:
             continue
         if limit.mai == 1:
-            if lines[i]["units"] > limit.max_units:
-                _over_mue(review, lines, [i], day, limit, lines[i]["units"])
+            if lines[i].units > limit.max_units:
+                _over_mue(review, lines, [i], day, limit, lines[i].units)
         else:
             per_day.setdefault((found.code, day), []).append(i)
     for (code, day), indexes in per_day.items():
         limit = table.mue(code, day, table_name)
-        total = sum(lines[i]["units"] for i in indexes)
+        total = sum(lines[i].units for i in indexes)
         if limit is not None and total > limit.max_units:
             _over_mue(review, lines, indexes, day, limit, total)
 
 
-def _over_mue(review: _Review, lines: Sequence[dict[str, Any]], indexes: list[int], day: str, limit: Any,
+def _over_mue(review: _Review, lines: Sequence[Line], indexes: list[int], day: str, limit: Any,
               total: float) -> None:  # fmt: skip
     """Deny each of the lines ``indexes`` whose units (``total``, summed for a per-day MUE) pass ``limit``."""
     scope = "a line" if limit.mai == 1 else "a day"
     summed = "" if limit.mai == 1 else f" ({total:g} units on {day} over {len(indexes)} line(s))"
     mai, mai_text, rationale = limit.mai, _MAI.get(limit.mai, "?"), limit.rationale or "none given"
     for i in indexes:
-        review.fail("units.over_mue", f"lines[{i}].units", lines[i]["units"], max_units=limit.max_units,
-                    code=lines[i]["code"], day=day, scope=scope, summed=summed, mai=mai, mai_text=mai_text,
+        review.fail("units.over_mue", f"lines[{i}].units", lines[i].units, max_units=limit.max_units,
+                    code=lines[i].code, day=day, scope=scope, summed=summed, mai=mai, mai_text=mai_text,
                     rationale=rationale)  # fmt: skip
 
 
-def _review_stay(claim: dict[str, Any], submitted: str | None, review: _Review) -> str | None:
+def _review_stay(claim: Claim, submitted: str | None, review: _Review) -> str | None:
     """The dates of an inpatient stay (``submitted``: the claim's ``submitted_at``, None when it is no real
     date and time); returns the discharge date when it is a real date (its code set and MCE lists apply to
-    every code of the claim)."""
-    admission = review.day("admission_date", claim["admission_date"])
-    discharge = review.day("discharge_date", claim["discharge_date"])
+    every code of the claim). A valid stay has both dates."""
+    admission = review.day("admission_date", cast(str, claim.admission_date))
+    discharge = review.day("discharge_date", cast(str, claim.discharge_date))
     if admission is not None and review.birth is not None and admission < review.birth:
         review.fail("date.before_birth", "admission_date", admission)
     if admission is not None and discharge is not None and discharge < admission:
@@ -288,29 +316,29 @@ def _review_stay(claim: dict[str, Any], submitted: str | None, review: _Review) 
     return discharge
 
 
-def _review_inpatient_codes(claim: dict[str, Any], dx: list[_Coded | None], discharge: str | None,
+def _review_inpatient_codes(claim: Claim, dx: list[_Coded | None], discharge: str | None,
                             review: _Review) -> None:  # fmt: skip
     """The inpatient-only MCE edits: a secondary diagnosis repeating the principal, the admitting diagnosis,
     and the stay's ICD-10-PCS procedures with their coverage."""
-    diagnoses = claim["diagnoses"]
-    principal = codes.normalize(diagnoses[0]["system"], diagnoses[0]["code"])
+    diagnoses = claim.diagnoses
+    principal = codes.normalize(diagnoses[0].system, diagnoses[0].code)
     for i, diagnosis in enumerate(diagnoses[1:], start=1):
-        if codes.normalize(diagnosis["system"], diagnosis["code"]) == principal:
-            review.fail("diagnosis.duplicate_of_principal", f"diagnoses[{i}].code", diagnosis["code"])
-    admitting = claim.get("admitting_diagnosis")
-    if admitting is not None:
-        review.code("diagnosis", "admitting_diagnosis", None, admitting["system"], admitting["code"], (discharge,))
-    admission = claim["admission_date"]
-    procedures = claim.get("procedures", ())
+        if codes.normalize(diagnosis.system, diagnosis.code) == principal:
+            review.fail("diagnosis.duplicate_of_principal", f"diagnoses[{i}].code", diagnosis.code)
+    admitting = claim.admitting_diagnosis
+    if admitting is not msgspec.UNSET:
+        review.code("diagnosis", "admitting_diagnosis", None, admitting.system, admitting.code, (discharge,))
+    admission = cast(str, claim.admission_date)
+    procedures: Sequence[Procedure] = () if claim.procedures is msgspec.UNSET else claim.procedures
     coded: list[_Coded | None] = []
     for i, procedure in enumerate(procedures):
-        day = review.day(f"procedures[{i}].date", procedure["date"])
+        day = review.day(f"procedures[{i}].date", procedure.date)
         if day is not None and discharge is not None and not admission <= day <= discharge:
             review.fail("procedure.date_outside_stay", f"procedures[{i}].date", day, admission=admission,
                         discharge=discharge)  # fmt: skip
-        found = review.code("icd_procedure", "procedures", i, procedure["system"], procedure["code"], (discharge,))
+        found = review.code("icd_procedure", "procedures", i, procedure.system, procedure.code, (discharge,))
         if found is not None and found.patient_edits and discharge is not None:
-            review.fits_patient("procedure", f"procedures[{i}]", procedure["code"], found, discharge)
+            review.fits_patient("procedure", f"procedures[{i}]", procedure.code, found, discharge)
         coded.append(found)
     if not any(c is not None and c.mce for c in coded) or review.birth is None or discharge is None:
         return
@@ -323,7 +351,7 @@ def _review_inpatient_codes(claim: dict[str, Any], dx: list[_Coded | None], disc
     for i, found in enumerate(coded):
         if found is None or not found.mce:
             continue
-        at, value, description = f"procedures[{i}].code", procedures[i]["code"], found.version.description or "-"
+        at, value, description = f"procedures[{i}].code", procedures[i].code, found.version.description or "-"
         condition = non_covered(found.mce, stay)
         if condition is not None:
             review.fail("procedure.non_covered", at, value, description=description, condition=condition)
@@ -332,7 +360,7 @@ def _review_inpatient_codes(claim: dict[str, Any], dx: list[_Coded | None], disc
 
 
 def _review_pairs(
-    lines: Sequence[dict[str, Any]],
+    lines: Sequence[Line],
     days: list[str | None],
     coded: list[_Coded | None],
     modifiers: list[frozenset[str]],
@@ -357,8 +385,8 @@ def _review_pairs(
                 continue
             else:
                 rule_id = "ncci.modifier_required"
-            review.fail(rule_id, f"lines[{j}].code", lines[j]["code"], column1=lines[i]["code"],
-                        other=lines[i]["line_number"], day=days[i], table=table_name,
+            review.fail(rule_id, f"lines[{j}].code", lines[j].code, column1=lines[i].code,
+                        other=lines[i].line_number, day=days[i], table=table_name,
                         rationale=edit.rationale or "none given")  # fmt: skip
 
 
@@ -372,29 +400,29 @@ def _distinct(first: frozenset[str], second: frozenset[str]) -> bool:
     return bool(sites_first and sites_second and not sites_first & sites_second)
 
 
-def _review_order(order: dict[str, Any], review: _Review) -> None:
-    npi = (order.get("ordering_provider") or {}).get("npi")
+def _review_order(order: Order, npi: str | None, review: _Review) -> None:
+    """The checks of a lab order; ``npi``, its ordering provider's, is None when the order has none."""
     if npi is not None:
         review.npi("ordering_provider.npi", npi)
-    birth = review.patient(order["patient"])
-    day = review.day("collection_date", order["collection_date"])
+    birth = review.patient(order.patient)
+    day = review.day("collection_date", order.collection_date)
     if day is not None and birth is not None and day < birth:
         review.fail("date.before_birth", "collection_date", day)
     review.born_within(MAX_AGE, day)
     days = (day,)
-    tests = [review.code("test", "tests", i, t["system"], t["code"], days) for i, t in enumerate(order["tests"])]
+    tests = [review.code("test", "tests", i, t.system, t.code, days) for i, t in enumerate(order.tests)]
     dx: list[_Coded | None] = []
-    for i, diagnosis in enumerate(order["diagnoses"]):
-        coded = review.code("diagnosis", "diagnoses", i, diagnosis["system"], diagnosis["code"], days)
+    for i, diagnosis in enumerate(order.diagnoses):
+        coded = review.code("diagnosis", "diagnoses", i, diagnosis.system, diagnosis.code, days)
         if coded is not None and coded.patient_edits:
-            review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis["code"], coded, day)
+            review.fits_patient("diagnosis", f"diagnoses[{i}]", diagnosis.code, coded, day)
         dx.append(coded)
     if not dx:
         review.fail("order.no_diagnosis", "diagnoses", [])
     for i, coded in enumerate(tests):
         if coded is None or day is None:
             continue
-        value = order["tests"][i]["code"]
+        value = order.tests[i].code
         if coded.patient_edits:
             review.fits_patient("test", f"tests[{i}]", value, coded, day)
         if dx and review.table.has_coverage_policy:
@@ -518,10 +546,10 @@ class _Review:
         self.fail("date.invalid_datetime", field, value, years=_DATETIME_YEARS)
         return None
 
-    def patient(self, patient: dict[str, Any]) -> str | None:
+    def patient(self, patient: Patient) -> str | None:
         """Remember the patient's birth date (when it is a date) and sex for the age and sex edits."""
-        self.birth = self.day("patient.birth_date", patient["birth_date"])
-        self.sex = patient["sex"]  # M, F or U
+        self.birth = self.day("patient.birth_date", patient.birth_date)
+        self.sex = patient.sex  # M, F or U
         return self.birth
 
     def born_within(self, years: int, day: str | None) -> None:

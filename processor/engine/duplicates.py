@@ -35,7 +35,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import msgspec
 import orjson
+
+from processor.contracts import Claim
 
 # The fewest entries taken between two sweeps: a sweep walks every entry, so not too often.
 SWEEP_AFTER = 16_384
@@ -47,9 +50,13 @@ MIN_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MS
 MAX_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _MS
 
 
-def fingerprint(claim: dict[str, Any]) -> str:
-    """A hash of what a claim bills, leaving out its id and submission time (32 hex digits)."""
-    content = orjson.dumps({k: claim.get(k) for k in _CONTENT}, option=orjson.OPT_SORT_KEYS)
+def fingerprint(claim: dict[str, Any] | Claim) -> str:
+    """A hash of what a claim bills, leaving out its id and submission time (32 hex digits): the JSON object's
+    content, sorted and encoded by orjson. A ``Claim`` decoded from that object (``contracts.decode_event``) has
+    the same: it holds the fields the object holds (no other: it refuses them; an optional one left out stays
+    ``UNSET``, which ``msgspec.to_builtins`` leaves out), with the same values, ints as ints."""
+    fields = claim if isinstance(claim, dict) else msgspec.to_builtins(claim)
+    content = orjson.dumps({k: fields.get(k) for k in _CONTENT}, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 
@@ -57,8 +64,12 @@ def submitted_ms(claim: dict[str, Any]) -> int | None:
     """``submitted_at`` in milliseconds since the epoch (UTC when it gives no offset), or None when it does not
     parse or its instant lies outside the years 1 to 9999 in UTC (``9999-12-31T23:59:59-01:00`` is in 10000).
     Pure arithmetic: unlike ``datetime.timestamp`` it never asks the platform's C library, so it cannot raise."""
+    return _ms(claim.get("submitted_at"))
+
+
+def _ms(submitted_at: Any) -> int | None:
     try:
-        at = datetime.fromisoformat(str(claim.get("submitted_at")))
+        at = datetime.fromisoformat(str(submitted_at))
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
         return (at.astimezone(UTC) - _EPOCH) // _MS
@@ -96,10 +107,14 @@ class Seen:
         return seen if valid else None
 
 
-def entry(claim: dict[str, Any], source: str) -> Seen | None:
-    """The entry a window makes of ``claim`` read at ``source``; None when the claim has no usable id or
-    submission time (such a claim is decided without a duplicate check)."""
-    claim_id, at_ms = claim.get("claim_id"), submitted_ms(claim)
+def entry(claim: dict[str, Any] | Claim, source: str) -> Seen | None:
+    """The entry a window makes of ``claim`` (the JSON object, or the ``Claim`` decoded from it) read at
+    ``source``; None when the claim has no usable id or submission time (such a claim is decided without a
+    duplicate check)."""
+    if isinstance(claim, dict):
+        claim_id, at_ms = claim.get("claim_id"), submitted_ms(claim)
+    else:
+        claim_id, at_ms = claim.claim_id, _ms(claim.submitted_at)
     if not isinstance(claim_id, str) or not claim_id or at_ms is None:
         return None
     return Seen(claim_id, fingerprint(claim), at_ms, source)
@@ -109,7 +124,7 @@ class Deferred:
     """A window that matches nothing and keeps nothing: ``check`` only makes a claim's entry, for a window
     elsewhere to check it (the worker's content check, on the claims partitioned by content)."""
 
-    def check(self, claim: dict[str, Any], source: str) -> tuple[Duplicate | None, Seen | None]:
+    def check(self, claim: dict[str, Any] | Claim, source: str) -> tuple[Duplicate | None, Seen | None]:
         return None, entry(claim, source)
 
 
@@ -203,9 +218,10 @@ class SeenClaims:
     def __len__(self) -> int:
         return len(self.store) + len(self._staged)
 
-    def check(self, claim: dict[str, Any], source: str) -> tuple[Duplicate | None, Seen | None]:
-        """What the window says of ``claim`` read at ``source``, and the entry remembered for it (None when
-        nothing was: an exact duplicate, or a claim without a usable id or submission time)."""
+    def check(self, claim: dict[str, Any] | Claim, source: str) -> tuple[Duplicate | None, Seen | None]:
+        """What the window says of ``claim`` (the JSON object, or the ``Claim`` decoded from it) read at
+        ``source``, and the entry remembered for it (None when nothing was: an exact duplicate, or a claim
+        without a usable id or submission time)."""
         seen = entry(claim, source)
         return (None, None) if seen is None else self.check_entry(seen)
 

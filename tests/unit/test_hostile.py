@@ -59,8 +59,9 @@ DEAD_LETTER_ERRORS = re.compile(
 class WatchedWindow(SeenClaims):
     """A duplicate window that fails the test if a claim reaches it with a submission time that is no instant."""
 
-    def check(self, claim: dict[str, Any], source: str) -> Any:
-        assert real_datetime(claim.get("submitted_at")) is not None, claim.get("submitted_at")
+    def check(self, claim: Any, source: str) -> Any:  # the JSON object, or the Claim decoded from the bytes
+        submitted = claim.get("submitted_at") if isinstance(claim, dict) else claim.submitted_at
+        assert real_datetime(submitted) is not None, submitted
         return super().check(claim, source)
 
 
