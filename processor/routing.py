@@ -195,9 +195,10 @@ class _TalliedReason(Protocol):
     def outcome(self) -> Outcome: ...
 
 
-class Held(msgspec.Struct, forbid_unknown_fields=True):
+class Held(msgspec.Struct):
     """A claim's decision held for the content check (``schemas/held-claim.schema.json``), on the
-    ``claims_by_content`` partition its fingerprint picks; its key is the decision's."""
+    ``claims_by_content`` partition its fingerprint picks; its key is the decision's. Read leniently (a field
+    a newer worker adds is skipped), so that workers of two versions can share the topic in a rolling upgrade."""
 
     claim_id: str
     fingerprint: str
