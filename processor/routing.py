@@ -140,8 +140,7 @@ def decide_value(
         # Duplicate keys stay as sent; the engine decided on the last of each, as JSON parsers read it.
         if raw[0] != 0x7B or raw[-1] != 0x7D:  # type: ignore[index]  # decode refuses None; 0x7B is {, 0x7D }
             raw = raw.strip(b" \t\n\r")  # type: ignore[union-attr]
-        embedded = orjson.Fragment(raw)
-        return Decided(decision, orjson.dumps(decision.as_record(embedded, decided_at, source)), seen)
+        return Decided(decision, decision.encode_record(raw, decided_at, source), seen)  # type: ignore[arg-type]
     except Undecodable as err:  # decode also refuses what the encoder could not write back (MAX_DEPTH)
         return Refused(str(err) + _format_hint(raw))
     except Exception as err:  # a bug must not stop the caller: keep the record, log where, not what

@@ -12,6 +12,10 @@ the discharge date and CMS's Medicare Code Editor (MCE) runs in full, with the l
 year (``engine/mce.py``); professional and outpatient claims get the edits that apply to them (codes valid on
 each date of service, the MCE age lists, manifestation or external cause first-listed). Where the table holds
 no MCE lists for a date, the tabular's own notes and the chapter of a code stand in for them.
+
+Most events are clean. Once the memo (``engine/memo.py``) holds the answers about an event's codes, the fast
+path (``_clean_claim``, ``_clean_order``) makes the same checks with those answers alone and accepts a clean
+event without a ``_Review``, reasons or messages; an event that fails a check there is reviewed in full.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from processor.contracts import (
 )
 from processor.engine.decision import Decision, Reason
 from processor.engine.duplicates import Duplicate
-from processor.engine.mce import Stay, age_conflict, limited_coverage, non_covered
+from processor.engine.mce import AGE_LISTS, Stay, age_conflict, limited_coverage, non_covered
 from processor.engine.memo import MEMO_LIMIT, memo_of
 from processor.engine.policy import DEFAULT_POLICY, Policy
 from processor.engine.rules import DENIED, INPATIENT, OUTPATIENT, PROFESSIONAL, RETURNED, RULES, SEVERITY, Outcome
@@ -89,24 +93,266 @@ def decide(
     ``policy`` gives each rule's outcome (or switches it off); None means the rules' defaults.
     ``duplicate`` is what ``duplicates.SeenClaims.match`` found for this claim, if anything.
     """
-    review = _Review(kind, table, policy or DEFAULT_POLICY)
+    policy = policy or DEFAULT_POLICY
+    claim_id = None  # of a duplicate: its reason quotes it
     if duplicate is not None:
-        rule = "claim.duplicate" if duplicate.exact else "claim.suspect_duplicate"
         claim_id = event.get("claim_id") if isinstance(event, dict) else getattr(event, "claim_id", None)
-        review.fail(rule, "claim_id", claim_id, **duplicate.details())
     if isinstance(event, dict):
         typed, problems = check_event(event, kind)
         if problems:
+            review = _Review.of(kind, table, policy, duplicate, claim_id)
             _review_problems(event, kind, problems, review)
             return review.conclude(event_id(event, kind))
         if typed is None:
             raise RuntimeError(f"the {kind} schema takes an event its msgspec mirror refuses")
         event = typed
+    # The fast path: most events are clean, and the memo's answers say so with no reason machinery.
     if isinstance(event, Claim):
+        if duplicate is None and _clean_claim(event, table, memo_of(table)):
+            return Decision(event.claim_id, kind, Outcome.ACCEPTED, (), table.version)
+        review = _Review.of(kind, table, policy, duplicate, claim_id)
         _review_claim(event, review)
         return review.conclude(event.claim_id)
+    if duplicate is None and _clean_order(event, table, memo_of(table)):
+        return Decision(event.order_id, kind, Outcome.ACCEPTED, (), table.version)
+    review = _Review.of(kind, table, policy, duplicate, claim_id)
     _review_order(event, event.ordering_provider.npi, review)
     return review.conclude(event.order_id)
+
+
+def _clean_claim(claim: Claim, table: CodeTable, memo: dict[Any, Any]) -> bool:
+    """The fast path of a clean claim: True when no check of ``_review_claim`` can fail on it, whatever the
+    payer's policy, found with the memo's answers and no reason machinery. False means "not known so": a check
+    fails, a code's answer is not in the memo yet, or a code has age, sex or principal-diagnosis edits to make
+    (or, on a stay, a procedure has MCE coverage flags); then the full review decides it.
+
+    It makes every check of ``_review_claim`` (a code's on the same dates) and asks the memo under the same keys
+    as ``_Review.code``; a check that would fail here fails there, so the two cannot part on a clean claim."""
+    claim_type = PROFESSIONAL if claim.claim_type is msgspec.UNSET else claim.claim_type
+    lines: Sequence[Line] = () if claim.lines is msgspec.UNSET else claim.lines
+    if len({line.line_number for line in lines}) < len(lines) or not _valid_npi(claim.billing_provider.npi):
+        return False
+    birth, submitted = claim.patient.birth_date, claim.submitted_at
+    if not _is_calendar_date(birth) or not _is_real_datetime(submitted):
+        return False
+    submitted_day = submitted[:10]
+    stay = claim_type == INPATIENT
+    discharge: str | None = None
+    if stay:  # the stay's dates (``_review_stay``): every code of the claim is judged on the discharge date
+        admission, discharge = claim.admission_date, claim.discharge_date
+        if admission is msgspec.UNSET or discharge is msgspec.UNSET:
+            return False
+        if not _is_calendar_date(admission) or not _is_calendar_date(discharge):
+            return False
+        if admission < birth or discharge < admission or discharge > submitted_day:
+            return False
+    diagnoses = claim.diagnoses
+    count = len(diagnoses)
+    dates = {line.service_date for line in lines}
+    for day in dates:
+        if not _is_calendar_date(day):
+            return False
+    first_day = last_day = None
+    if dates:
+        first_day, last_day = min(dates), max(dates)
+        if first_day < birth or last_day > submitted_day:
+            return False
+    latest = max(last_day, discharge) if last_day is not None and discharge is not None else last_day or discharge
+    if latest is not None and birth <= _birthday_aged(MAX_AGE + 1, latest):
+        return False
+    for line in lines:
+        pointers = line.diagnosis_pointers
+        if pointers and max(pointers) > count:
+            return False
+    if stay:
+        dx_days = [(discharge,)] * count
+    elif len(dates) > 1:  # a diagnosis on the dates of the lines that point at it, else on the first
+        days_of: dict[int, set[str]] = {}
+        for line in lines:
+            for pointer in line.diagnosis_pointers or ():
+                days_of.setdefault(pointer - 1, set()).add(line.service_date)
+        on_days = [days_of.get(i) for i in range(count)]
+        dx_days = [(first_day,) if not on else tuple(on) if len(on) == 1 else tuple(sorted(on)) for on in on_days]
+    else:  # one date of service (most claims): every diagnosis on it
+        dx_days = [(first_day,)] * count
+    dx: list[_Coded] = []
+    for i, diagnosis in enumerate(diagnoses):
+        coded = memo.get(("diagnosis", diagnosis.system, diagnosis.code, dx_days[i]))
+        if type(coded) is not _Coded or coded.patient_edits:
+            return False
+        if i == 0 and (coded.principal_edits if stay else coded.listed_edits):
+            return False
+        dx.append(coded)
+    if stay and not _clean_stay(claim, cast(str, claim.admission_date), cast(str, discharge), memo):
+        return False
+    coverage, has_mue, has_pairs = memo.get(_TABLE_FACTS) or _table_facts(table, memo)
+    coded_lines: list[_Coded] = []
+    for line in lines:
+        day = line.service_date
+        coded = memo.get(("procedure", line.system, line.code, (day,)))
+        if type(coded) is not _Coded or coded.patient_edits:
+            return False
+        if line.modifiers and not _modifiers_clean(table, memo, line.modifiers, day):
+            return False
+        if coverage:
+            pointers = [p - 1 for p in line.diagnosis_pointers or () if p <= count] or range(count)
+            if not _covered(table, coded, [dx[p] for p in pointers], day):
+                return False
+        coded_lines.append(coded)
+    if has_mue and claim_type in _MUE_TABLE and not _within_mue(table, lines, coded_lines, _MUE_TABLE[claim_type]):
+        return False
+    if has_pairs and claim_type in _NCCI_TABLE:
+        return _unbundled(table, lines, coded_lines, _NCCI_TABLE[claim_type])
+    return True
+
+
+def _clean_stay(claim: Claim, admission: str, discharge: str, memo: dict[Any, Any]) -> bool:
+    """The inpatient-only checks of ``_review_inpatient_codes`` on a stay whose dates and diagnoses passed
+    theirs: no secondary diagnosis repeats the principal, the admitting diagnosis and the procedures are valid
+    on the discharge date, within the stay, with no age, sex or MCE coverage edit to make."""
+    diagnoses = claim.diagnoses
+    principal = codes.normalize(diagnoses[0].system, diagnoses[0].code)
+    for diagnosis in diagnoses[1:]:
+        if codes.normalize(diagnosis.system, diagnosis.code) == principal:
+            return False
+    days = (discharge,)
+    admitting = claim.admitting_diagnosis
+    if (
+        admitting is not msgspec.UNSET
+        and type(memo.get(("diagnosis", admitting.system, admitting.code, days))) is not _Coded
+    ):
+        return False
+    for procedure in () if claim.procedures is msgspec.UNSET else claim.procedures:
+        day = procedure.date
+        if not _is_calendar_date(day) or not admission <= day <= discharge:
+            return False
+        coded = memo.get(("icd_procedure", procedure.system, procedure.code, days))
+        if type(coded) is not _Coded or coded.patient_edits or coded.mce:
+            return False
+    return True
+
+
+def _covered(table: CodeTable, coded: _Coded, diagnoses: Sequence[_Coded], day: str) -> bool:
+    """Whether the coverage edit (``_Review.supported``) passes a service with ``diagnoses``, all of them valid."""
+    ranges = table.supporting(coded.system, coded.code, day)
+    if ranges is None:
+        return True
+    icd = [d.code for d in diagnoses if d.system == codes.ICD10CM]
+    return any(in_range(code, low, high) for code in icd for low, high in ranges)
+
+
+def _within_mue(table: CodeTable, lines: Sequence[Line], coded: list[_Coded], table_name: str) -> bool:
+    """Whether every line of valid codes and dates keeps within the MUEs of ``table_name`` (``_review_units``):
+    per line (MAI 1), or summed per code and date of service (MAI 2 and 3)."""
+    per_day: dict[tuple[str, str], list[int]] = {}
+    for i, found in enumerate(coded):
+        day = lines[i].service_date
+        limit = table.mue(found.code, day, table_name)
+        if limit is None:
+            continue
+        if limit.mai == 1:
+            if lines[i].units > limit.max_units:
+                return False
+        else:
+            per_day.setdefault((found.code, day), []).append(i)
+    for (code, day), indexes in per_day.items():
+        limit = table.mue(code, day, table_name)
+        if limit is not None and sum(lines[i].units for i in indexes) > limit.max_units:
+            return False
+    return True
+
+
+def _unbundled(table: CodeTable, lines: Sequence[Line], coded: list[_Coded], table_name: str) -> bool:
+    """Whether no NCCI pair of ``table_name`` bundles one line of valid codes and dates into another of the same
+    date (``_review_pairs``): no pair edit in effect, or one that the lines' modifiers bypass."""
+    days = [line.service_date for line in lines]
+    modifiers: list[frozenset[str]] | None = None
+    for i, first in enumerate(coded):
+        for j, second in enumerate(coded):
+            if i == j or days[j] != days[i]:
+                continue
+            edit = table.pair(first.code, second.code, days[i], table_name)
+            if edit is None or edit.modifier_indicator == "9":
+                continue
+            if edit.modifier_indicator == "0":
+                return False
+            if modifiers is None:
+                modifiers = [frozenset(m.upper() for m in line.modifiers) if line.modifiers else _NO_MODIFIERS
+                             for line in lines]  # fmt: skip
+            if not _distinct(modifiers[i], modifiers[j]):
+                return False
+    return True
+
+
+def _clean_order(order: Order, table: CodeTable, memo: dict[Any, Any]) -> bool:
+    """The fast path of a clean lab order: True when no check of ``_review_order`` can fail on it, whatever the
+    payer's policy (as ``_clean_claim`` says for a claim); False sends it to the full review."""
+    if not order.diagnoses or not _valid_npi(order.ordering_provider.npi):
+        return False
+    birth, day = order.patient.birth_date, order.collection_date
+    if not _is_calendar_date(birth) or not _is_calendar_date(day) or day < birth:
+        return False
+    if birth <= _birthday_aged(MAX_AGE + 1, day):
+        return False
+    days = (day,)
+    for role, coded_fields in (("test", order.tests), ("diagnosis", order.diagnoses)):
+        for field in coded_fields:
+            coded = memo.get((role, field.system, field.code, days))
+            if type(coded) is not _Coded or coded.patient_edits:
+                return False
+    if (memo.get(_TABLE_FACTS) or _table_facts(table, memo))[0]:  # a coverage policy: each test's support
+        dx = [memo[("diagnosis", field.system, field.code, days)] for field in order.diagnoses]
+        for field in order.tests:
+            if not _covered(table, memo[("test", field.system, field.code, days)], dx, day):
+                return False
+    return True
+
+
+def _table_facts(table: CodeTable, memo: dict[Any, Any]) -> tuple[bool, bool, bool]:
+    """Whether ``table`` holds coverage policies, MUEs and NCCI pairs, kept in its memo: asked once per table."""
+    facts = memo[_TABLE_FACTS] = (table.has_coverage_policy, table.has_mue, table.has_pairs)
+    return facts
+
+
+def _modifiers_clean(table: CodeTable, memo: dict[Any, Any], written: Sequence[str], day: str) -> bool:
+    """Whether a line's modifiers pass their checks on ``day`` (no 59 with an X modifier, each one the table
+    holds), kept in the memo per modifiers and date."""
+    key = ("modifiers", tuple(written), day)
+    clean = memo.get(key)
+    if clean is None:
+        mods = frozenset(m.upper() for m in written)
+        clean = not ("59" in mods and mods & _X_MODIFIERS) and not _invalid_modifiers(table, memo, written, day)
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[key] = clean
+    return clean  # type: ignore[no-any-return]
+
+
+def _invalid_modifiers(
+    table: CodeTable, memo: dict[Any, Any], modifiers: Sequence[str], day: str
+) -> list[tuple[int, str, str]]:
+    """The modifiers of a line that the table does not hold on ``day``, as (index, modifier, validity): HCPCS
+    Level II modifiers from CMS's HCPCS file; CPT's two-digit modifiers (AMA material) only once a payer has
+    loaded some."""
+    if not modifiers or not table.has_system(codes.MODIFIER):
+        return []
+    cpt_loaded = memo.get(_CPT_MODIFIERS)
+    if cpt_loaded is None:  # once per table as it is: any two-digit modifier loaded?
+        cpt_loaded = memo[_CPT_MODIFIERS] = any(table.versions(codes.MODIFIER, f"{n:02d}") for n in range(100))
+    invalid = []
+    for k, modifier in enumerate(modifiers):
+        upper = modifier.upper()
+        if upper.isdigit() and not cpt_loaded:
+            continue
+        versions = table.versions(codes.MODIFIER, upper)
+        if _version_on(versions, day) is None:
+            invalid.append((k, modifier, _validity(versions) if versions else "not a modifier the table holds"))
+    return invalid
+
+
+@functools.lru_cache(maxsize=8192)  # the same providers bill all day
+def _valid_npi(npi: str) -> bool:
+    return codes.is_valid_npi(npi)
 
 
 def _review_problems(event: dict[str, Any], kind: str, problems: list[SchemaProblem], review: _Review) -> None:
@@ -141,17 +387,26 @@ class _Coded(NamedTuple):
     patient_edits: bool = False
     # Whether a principal diagnosis' edits (``principal``) can find anything on this code: most find nothing.
     principal_edits: bool = False
+    # The same, on a claim other than an inpatient stay (its MCE principal edits do not run there).
+    listed_edits: bool = False
+
+
+# The MCE flags that ``fits_patient`` checks: the age lists and the sex lists. Others (``qadm``, ``unacceptable``,
+# the procedures' coverage flags...) leave a code's age and sex edits with nothing to find.
+_PATIENT_FLAGS = frozenset({*AGE_LISTS, "male", "female"})
 
 
 def _coded(system: str, code: str, version: CodeVersion, mce: frozenset[str] | None = None,
            cms_sex: str | None = None) -> _Coded:  # fmt: skip
     limited = version.age_min is not None or version.age_max is not None or version.sex is not None
-    principal = system == codes.ICD10CM and (
-        version.code_first
-        or ("ecodepdx" in mce or "manifestation" in mce or "unacceptable" in mce or "qadm" in mce
-            if mce is not None else code[0] in _EXTERNAL_CAUSE or version.manifestation)
-    )  # fmt: skip
-    return _Coded(system, code, version, mce, cms_sex, bool(mce or cms_sex or limited), bool(principal))
+    patient = limited or cms_sex is not None or (mce is not None and not mce.isdisjoint(_PATIENT_FLAGS))
+    listed = principal = False
+    if system == codes.ICD10CM:
+        external = "ecodepdx" in mce if mce is not None else code[0] in _EXTERNAL_CAUSE
+        manifestation = "manifestation" in mce if mce is not None else version.manifestation
+        listed = version.code_first or external or manifestation
+        principal = listed or (mce is not None and ("unacceptable" in mce or "qadm" in mce))
+    return _Coded(system, code, version, mce, cms_sex, patient, principal, listed)
 
 
 class _Failure(NamedTuple):
@@ -514,6 +769,15 @@ class _Review:
         self.birth: str | None = None
         self.sex: str | None = None
 
+    @classmethod
+    def of(cls, kind: str, table: CodeTable, policy: Policy, duplicate: Duplicate | None, claim_id: Any) -> _Review:
+        """A review that starts with the reason of ``duplicate``, when the claim ``claim_id`` repeats one."""
+        review = cls(kind, table, policy)
+        if duplicate is not None:
+            rule = "claim.duplicate" if duplicate.exact else "claim.suspect_duplicate"
+            review.fail(rule, "claim_id", claim_id, **duplicate.details())
+        return review
+
     def fail(self, rule_id: str, field: str, value: Any, **details: Any) -> None:
         outcome = self.outcomes[rule_id]
         if outcome is None:  # the payer switched the rule off
@@ -560,7 +824,7 @@ class _Review:
             self.birth = None
 
     def npi(self, field: str, value: str) -> None:
-        if not codes.is_valid_npi(value):
+        if not _valid_npi(value):
             self.fail("npi.invalid", field, value)
 
     def code(
@@ -645,29 +909,12 @@ class _Review:
 
     def table_facts(self) -> tuple[bool, bool, bool]:
         """Whether the table holds coverage policies, MUEs and NCCI pairs: asked once per table as it is."""
-        facts = self.memo.get(_TABLE_FACTS)
-        if facts is None:
-            table = self.table
-            facts = self.memo[_TABLE_FACTS] = (table.has_coverage_policy, table.has_mue, table.has_pairs)
-        return facts  # type: ignore[no-any-return]
+        return self.memo.get(_TABLE_FACTS) or _table_facts(self.table, self.memo)  # type: ignore[no-any-return]
 
     def modifiers_valid(self, index: int, modifiers: Sequence[str], day: str) -> None:
-        """Each modifier of a line must be one the table holds on ``day``: HCPCS Level II modifiers from CMS's
-        HCPCS file; CPT's two-digit modifiers (AMA material) only once a payer has loaded some."""
-        table = self.table
-        if not modifiers or not table.has_system(codes.MODIFIER):
-            return
-        cpt_loaded = self.memo.get(_CPT_MODIFIERS)
-        if cpt_loaded is None:  # once per table as it is: any two-digit modifier loaded?
-            cpt_loaded = self.memo[_CPT_MODIFIERS] = any(table.versions(codes.MODIFIER, f"{n:02d}") for n in range(100))
-        for k, modifier in enumerate(modifiers):
-            upper = modifier.upper()
-            if upper.isdigit() and not cpt_loaded:
-                continue
-            versions = table.versions(codes.MODIFIER, upper)
-            if _version_on(versions, day) is None:
-                validity = _validity(versions) if versions else "not a modifier the table holds"
-                self.fail("modifier.invalid", f"lines[{index}].modifiers[{k}]", modifier, day=day, validity=validity)
+        """Each modifier of a line must be one the table holds on ``day`` (``_invalid_modifiers``)."""
+        for k, modifier, validity in _invalid_modifiers(self.table, self.memo, modifiers, day):
+            self.fail("modifier.invalid", f"lines[{index}].modifiers[{k}]", modifier, day=day, validity=validity)
 
     def fits_patient(self, role: str, at: str, value: str, coded: _Coded, day: str | None) -> None:
         """The age and sex edits of a code on ``day``: CMS's MCE lists where the table holds them for the day,

@@ -6,8 +6,10 @@ acknowledgment code and an ERR segment); ``engine/answers.py`` says how."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
+import orjson
 
 from processor.engine import answers
 from processor.engine.rules import DENIAL_GROUP, Outcome, Rule, Stc
@@ -15,10 +17,12 @@ from processor.engine.rules import DENIAL_GROUP, Outcome, Rule, Stc
 _TEXT = {outcome: outcome.value for outcome in Outcome}  # an enum's ``value`` is a property: slow per event
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(msgspec.Struct, frozen=True):
     """Why an event was not accepted: which rule, which field and value, what to do, and (for needs-review)
-    what the reviewer should check. The rule and the field give the answer codes."""
+    what the reviewer should check. The rule and the field give the answer codes.
+
+    A frozen msgspec struct rather than a frozen dataclass: built in C, an order of magnitude faster, with the same
+    fields, equality and immutability."""
 
     rule: Rule
     field: str
@@ -73,9 +77,8 @@ class Reason:
         return reason
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The engine's answer for one event."""
+class Decision(msgspec.Struct, frozen=True):
+    """The engine's answer for one event (a frozen msgspec struct, as ``Reason`` is: one is built per event)."""
 
     event_id: str | None
     kind: str
@@ -110,3 +113,40 @@ class Decision:
         if source is not None:
             record["source"] = source
         return record
+
+    def encode_record(self, event: bytes, decided_at: str, source: dict[str, Any] | None = None) -> bytes:
+        """The decision record (``as_record``) as JSON bytes, with ``event``, the input's bytes (one JSON object,
+        no whitespace around it), embedded as they are.
+
+        An accepted event with no reason, most of them, is written from a prefix kept per kind, table version
+        and decision time: the bytes ``orjson.dumps`` would write of its record, without building the record."""
+        if self.reasons:
+            return orjson.dumps(self.as_record(orjson.Fragment(event), decided_at, source))
+        key = (self.kind, self.outcome, self.code_table_version, decided_at)
+        parts = _CLEAN_PARTS.get(key)
+        if parts is None:
+            parts = _CLEAN_PARTS[key] = _clean_parts(*key)
+        head, tail = parts
+        id_json = orjson.dumps(self.event_id)
+        if source is None:
+            return b"".join((b'{"event_id":', id_json, head, event, tail, b"}"))
+        return b"".join((b'{"event_id":', id_json, head, event, tail, b',"source":', orjson.dumps(source), b"}"))
+
+
+# The bytes of a reasonless record around its event id and its event, per (kind, outcome, table version, decision
+# time); a decision time serves a whole batch, so the few kept are cleared now and then.
+_CLEAN_PARTS: dict[tuple[str, Outcome, str, str], tuple[bytes, bytes]] = {}
+_MARK = b'"\\u0000event\\u0000"'
+
+
+def _clean_parts(kind: str, outcome: Outcome, version: str, decided_at: str) -> tuple[bytes, bytes]:
+    """What ``orjson.dumps`` writes of a reasonless record between its event id and its event (``head``), and
+    after the event up to its source (``tail``), found by writing one record with a marker for the event."""
+    if len(_CLEAN_PARTS) > 64:
+        _CLEAN_PARTS.clear()
+    record = Decision(None, kind, outcome, (), version).as_record("\0event\0", decided_at)
+    written = orjson.dumps(record)
+    before, marker, after = written.partition(_MARK)
+    if not marker or not before.startswith(b'{"event_id":null') or not after.endswith(b"}"):
+        raise RuntimeError("a decision record does not start with its event id, or its event is not in it")
+    return before[len(b'{"event_id":null') :], after[:-1]

@@ -5,7 +5,8 @@ The same codes come back on event after event, and the answer about a code depen
 dates and the table, so ``decide`` keeps its answers instead of checking again. They hold as long as the
 table does not change: each table's answers are kept with the table's ``revision``, and a table whose
 revision has moved gets a new, empty memo. The memo is keyed by the table itself, weakly, so a table that
-nobody uses any more is dropped with its answers.
+nobody uses any more is dropped with its answers. It also keeps a few answers about the table as it is (what
+it holds, whether a line's modifiers are valid on a date), which change with it just the same.
 """
 
 from __future__ import annotations

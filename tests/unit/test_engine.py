@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+
+import msgspec
+import orjson
 import pytest
 
-from processor.code_table.table import CodeTable
+from processor.code_table.table import MCE, MCE_AGE, MUE, RELEASE, CodeTable, policy_record
+from processor.contracts import Claim, Order, decode_event
 from processor.engine import RULES, Outcome, decide, policy_from
 from processor.engine.memo import memo_of
 from tests.conftest import SMALL_POLICY, SMALL_TABLE, a_claim, an_order
 from tests.unit.test_duplicates import DUPLICATE_CASES
+
+decide_module = importlib.import_module("processor.engine.decide")  # the module, not the function it exports
 
 
 def dx(*codes: str, system: str = "ICD-10-CM") -> list[dict]:
@@ -781,3 +788,107 @@ def test_remembered_answers_follow_the_table_as_it_changes():
 
     table.apply(key, record)  # and back
     assert decide(claim, "claim", table).outcome is Outcome.ACCEPTED
+
+
+# The small table's codes with CMS's MCE lists and the releases, but no coverage, NCCI or MUE rows: the table on
+# which a clean professional claim takes the engine's fast path.
+FAST_TABLE = [*SMALL_TABLE, *((k, r) for k, r in SMALL_POLICY if k.split("|")[0] in (MCE, MCE_AGE, RELEASE))]
+
+
+def typed(event: dict, kind: str) -> Claim | Order:
+    """``event`` as ``decode_event`` gives it to the engine (the worker's path)."""
+    decoded = decode_event(orjson.dumps(event), kind)
+    assert decoded is not None
+    return decoded[1]
+
+
+def no_full_review(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, a claim or an order that leaves the fast path fails the test."""
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the full review ran")
+
+    monkeypatch.setattr(decide_module, "_review_claim", refuse)
+    monkeypatch.setattr(decide_module, "_review_order", refuse)
+
+
+def test_the_fast_path_decides_a_clean_event_as_the_review_does(monkeypatch: pytest.MonkeyPatch):
+    """A clean claim and a clean order, once their codes' answers are in the memo, are accepted without the full
+    review, with the decision and the record bytes the review gives."""
+    table = CodeTable("test").load(FAST_TABLE)
+    claim = typed(a_claim(lines=[line("99213", pointers=(1, 2), modifiers=("RT",)), line("93000", number=2)]), "claim")
+    stay = typed(a_claim(**STAY, admitting_diagnosis={"code": "N39.0", "system": "ICD-10-CM"}), "claim")
+    order = typed(an_order(), "order")
+    events = [(claim, "claim"), (stay, "claim"), (order, "order")]
+    reviewed = [decide(event, kind, table) for event, kind in events]  # fills the memo
+    no_full_review(monkeypatch)
+    fast = [decide(event, kind, table) for event, kind in events]
+    assert fast == reviewed
+    assert all(d.outcome is Outcome.ACCEPTED and not d.reasons for d in fast)
+    at, source = "2026-01-01T00:00:00.000Z", {"topic": "t", "partition": 0, "offset": 7}
+    for decision, (event, _) in zip(fast, events, strict=True):
+        raw = msgspec.json.encode(event)
+        assert decision.encode_record(raw, at, source) == orjson.dumps(
+            decision.as_record(orjson.Fragment(raw), at, source)
+        )
+        assert decision.encode_record(raw, at) == orjson.dumps(decision.as_record(orjson.Fragment(raw), at))
+
+
+def test_the_fast_path_follows_the_table_and_the_policy():
+    """The memo behind the fast path is the table's as it is: a code withdrawn, a new MUE, a payer's policy each
+    reach the very next decision of a claim the fast path accepted just before."""
+    table = CodeTable("test").load(FAST_TABLE)
+    claim = typed(a_claim(lines=[line("99213", pointers=(1, 2), units=3)]), "claim")
+    for _ in range(2):  # the second takes the fast path
+        assert decide(claim, "claim", table).outcome is Outcome.ACCEPTED
+
+    ((key, record),) = [(k, r) for k, r in SMALL_TABLE if k.startswith("ICD-10-CM|I10|")]
+    table.apply(key, None)  # I10 withdrawn
+    for _ in range(2):
+        withdrawn = decide(claim, "claim", table)
+        assert [(r.id, r.field) for r in withdrawn.reasons] == [("diagnosis.not_in_table", "diagnoses[1].code")]
+    lenient = policy_from({"claim": {"diagnosis.not_in_table": "off"}})
+    assert decide(claim, "claim", table, lenient).reasons == ()
+    table.apply(key, record)  # and back
+    for _ in range(2):
+        assert decide(claim, "claim", table).outcome is Outcome.ACCEPTED
+
+    table.apply(*policy_record(MUE, "99213", "2024-01-01", None, {"code": "99213", "max_units": 2}))  # a new MUE
+    for _ in range(2):
+        capped = decide(claim, "claim", table)
+        assert [(r.id, r.outcome) for r in capped.reasons] == [("units.over_mue", Outcome.DENIED)]
+    returned = decide(claim, "claim", table, policy_from({"claim": {"units.over_mue": "returned"}}))
+    assert returned.outcome is Outcome.RETURNED
+
+
+def test_the_fast_path_keeps_claim_types_and_dates_apart(monkeypatch: pytest.MonkeyPatch):
+    """The same codes on claims of other kinds and dates: an answer remembered for one is never another's."""
+    table = CodeTable("test").load(FAST_TABLE)
+    professional = typed(a_claim(diagnoses=dx("E11.9", "I10")), "claim")
+    for _ in range(2):
+        assert decide(professional, "claim", table).outcome is Outcome.ACCEPTED
+    # E11.9 is on CMS's questionable admission list: a stay is held for review on it, however often the fast
+    # path accepted it on a professional claim.
+    stay = typed(a_claim(**{**STAY, "diagnoses": dx("E11.9", "I10")}), "claim")
+    for _ in range(2):
+        assert [r.id for r in decide(stay, "claim", table).reasons] == ["diagnosis.questionable_admission"]
+    # B88.0 is billable in FY2025 and a header from FY2026: a date of the other year is judged anew.
+    fy2025 = typed(a_claim(diagnoses=dx("B88.0"), lines=[line("99213", day="2025-09-15")]), "claim")
+    fy2026 = typed(a_claim(diagnoses=dx("B88.0"), lines=[line("99213", day="2025-11-03")]), "claim")
+    for _ in range(2):
+        assert decide(fy2025, "claim", table).outcome is Outcome.ACCEPTED
+        assert [r.id for r in decide(fy2026, "claim", table).reasons] == ["diagnosis.header"]
+    # An outpatient claim of the same codes takes the fast path too; a diagnosis no line points at is judged
+    # on the claim's first date of service, a pointed one on its lines' dates.
+    first_fy2025 = [line("99213", day="2025-09-15", pointers=(1,)), line("93000", day="2025-11-03", number=2)]
+    outpatient = typed(a_claim(claim_type="outpatient", diagnoses=dx("E11.9", "B88.0"), lines=first_fy2025), "claim")
+    first_fy2026 = [line("99213", day="2025-10-20", pointers=(1,)), line("93000", day="2025-11-03", number=2)]
+    later = typed(a_claim(diagnoses=dx("E11.9", "B88.0"), lines=first_fy2026), "claim")
+    for _ in range(2):
+        assert decide(outpatient, "claim", table).outcome is Outcome.ACCEPTED
+        assert [(r.id, r.field) for r in decide(later, "claim", table).reasons] == [
+            ("diagnosis.header", "diagnoses[1].code")
+        ]
+    no_full_review(monkeypatch)
+    assert decide(outpatient, "claim", table).outcome is Outcome.ACCEPTED
+    assert decide(professional, "claim", table).outcome is Outcome.ACCEPTED
