@@ -892,3 +892,30 @@ def test_the_fast_path_keeps_claim_types_and_dates_apart(monkeypatch: pytest.Mon
     no_full_review(monkeypatch)
     assert decide(outpatient, "claim", table).outcome is Outcome.ACCEPTED
     assert decide(professional, "claim", table).outcome is Outcome.ACCEPTED
+
+
+def test_the_fast_path_never_calls_clean_what_the_full_review_faults():
+    """The fast path repeats the review's checks: a check added to the review and not to ``_clean_claim`` or
+    ``_clean_order`` would let it accept what the review returns. Over generated events with mistakes (the
+    sample generator's, half of them broken), decided twice so the memo is warm: wherever the fast path says
+    clean, the full review finds no reason."""
+    from processor import samples
+    from processor.code_table.sources import table_records
+
+    table = CodeTable("fast-path-guard").load(list(table_records(demo=True)))
+    events = [(kind, typed(event, kind)) for kind, event in samples.generate(3_000, seed=11, bad_share=0.5)
+              if decode_event(orjson.dumps(event), kind) is not None]  # fmt: skip
+    for kind, event in events:
+        decide(event, kind, table)  # fills the memo
+    clean = 0
+    for kind, event in events:
+        check = decide_module._clean_claim if kind == "claim" else decide_module._clean_order
+        if check(event, table, memo_of(table)):
+            clean += 1
+            review = decide_module._Review.of(kind, table, decide_module.DEFAULT_POLICY, None, None)
+            if kind == "claim":
+                decide_module._review_claim(event, review)
+            else:
+                decide_module._review_order(event, event.ordering_provider.npi, review)
+            assert not review.conclude(None).reasons, (kind, event)
+    assert clean > len(events) // 3  # the guard means something only if the fast path is taken
