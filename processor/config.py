@@ -112,6 +112,11 @@ class Topics:
         """The topics the worker consumes."""
         return [self.claims, self.orders]
 
+    def windowed(self, content_check: bool) -> tuple[str, str]:
+        """The topic whose partitions have duplicate windows, and the windows' changelog: the content check's
+        (claims by content) when it runs, else the claims topic's own."""
+        return (self.claims_by_content, self.seen_contents) if content_check else (self.claims, self.seen_claims)
+
     def outputs(self) -> list[str]:
         """The topics the worker writes."""
         return [self.accepted, self.returned, self.needs_review, self.dead_letter, self.responses]

@@ -245,7 +245,7 @@ class Router:
         self.policy = policy
         self.max_bytes = max_bytes
         self.content_check = content_check
-        self._changelog = topics.seen_contents if content_check else topics.seen_claims
+        self._changelog = topics.windowed(content_check)[1]
         self._kind_of = {topics.claims: "claim", topics.orders: "order", topics.claims_by_content: "claim"}
         self._topic_of = {
             Outcome.ACCEPTED: topics.accepted,

@@ -69,13 +69,8 @@ class DuplicateWindows:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.window_ms = settings.duplicate_window_days * DAY_MS
-        topics = settings.topics
         # The input topic whose partitions have windows, and their changelog (partition by partition).
-        self.claims, self.changelog = (
-            (topics.claims_by_content, topics.seen_contents)
-            if settings.content_check
-            else (topics.claims, topics.seen_claims)
-        )
+        self.claims, self.changelog = settings.topics.windowed(settings.content_check)
         self._windows: dict[int, SeenClaims] = {}
         self._stores: dict[int, WindowStore] = {}
         self._reader: AIOKafkaConsumer | None = None
