@@ -139,13 +139,14 @@ def _clean_claim(claim: Claim, table: CodeTable, memo: dict[Any, Any]) -> bool:
     stay = claim_type == INPATIENT
     discharge: str | None = None
     if stay:  # the stay's dates (``_review_stay``): every code of the claim is judged on the discharge date
-        admission, discharge = claim.admission_date, claim.discharge_date
-        if admission is msgspec.UNSET or discharge is msgspec.UNSET:
+        admission, leaving = claim.admission_date, claim.discharge_date
+        if isinstance(admission, msgspec.UnsetType) or isinstance(leaving, msgspec.UnsetType):
             return False
-        if not _is_calendar_date(admission) or not _is_calendar_date(discharge):
+        if not _is_calendar_date(admission) or not _is_calendar_date(leaving):
             return False
-        if admission < birth or discharge < admission or discharge > submitted_day:
+        if admission < birth or leaving < admission or leaving > submitted_day:
             return False
+        discharge = leaving
     diagnoses = claim.diagnoses
     count = len(diagnoses)
     dates = {line.service_date for line in lines}
@@ -161,9 +162,9 @@ def _clean_claim(claim: Claim, table: CodeTable, memo: dict[Any, Any]) -> bool:
     if latest is not None and birth <= _birthday_aged(MAX_AGE + 1, latest):
         return False
     for line in lines:
-        pointers = line.diagnosis_pointers
-        if pointers and max(pointers) > count:
+        if line.diagnosis_pointers and max(line.diagnosis_pointers) > count:
             return False
+    dx_days: list[tuple[str | None, ...]]
     if stay:
         dx_days = [(discharge,)] * count
     elif len(dates) > 1:  # a diagnosis on the dates of the lines that point at it, else on the first
@@ -435,9 +436,8 @@ def _review_claim(claim: Claim, review: _Review) -> None:
     submitted_day = submitted[:10] if submitted is not None else None
     # A field's name (``lines[2].service_date``) is spelled out only when a check on it fails.
     for i, line in enumerate(lines):
-        day = line.service_date
-        if not _is_calendar_date(day):
-            day = review.day(f"lines[{i}].service_date", day)
+        service_date = line.service_date
+        day = service_date if _is_calendar_date(service_date) else review.day(f"lines[{i}].service_date", service_date)
         if day is not None:
             if birth is not None and day < birth:
                 review.fail("date.before_birth", f"lines[{i}].service_date", day)
@@ -493,8 +493,8 @@ def _review_claim(claim: Claim, review: _Review) -> None:
         if coded.patient_edits:
             review.fits_patient("procedure", f"lines[{i}]", line.code, coded, day)
         if coverage:
-            pointers = [p - 1 for p in line.diagnosis_pointers or () if p <= count] or range(count)
-            review.supported(f"lines[{i}].code", line.code, coded, [dx[p] for p in pointers], day)
+            pointed = [p - 1 for p in line.diagnosis_pointers or () if p <= count] or range(count)
+            review.supported(f"lines[{i}].code", line.code, coded, [dx[p] for p in pointed], day)
     if has_mue and claim_type in _MUE_TABLE:
         _review_units(lines, line_days, coded_lines, _MUE_TABLE[claim_type], review)
     if has_pairs and claim_type in _NCCI_TABLE:
@@ -626,12 +626,13 @@ def _review_pairs(
     column-2 line is denied."""
     table = review.table
     for i, first in enumerate(coded):
-        if first is None or days[i] is None:
+        day = days[i]
+        if first is None or day is None:
             continue
         for j, second in enumerate(coded):
-            if i == j or second is None or days[j] != days[i]:
+            if i == j or second is None or days[j] != day:
                 continue
-            edit = table.pair(first.code, second.code, days[i], table_name)
+            edit = table.pair(first.code, second.code, day, table_name)
             if edit is None or edit.modifier_indicator == "9":  # 9: not applicable (the edit was deleted)
                 continue
             if edit.modifier_indicator == "0":
@@ -839,13 +840,13 @@ class _Review:
         holds while the table does not change."""
         memo = self.memo
         key = (role, system, code, days)
-        found = memo.get(key)
+        found: _Coded | _Failure | None = memo.get(key)
         if found is None:
             found = self._resolve(role, system, code, days, internal_allowed=True)
             if len(memo) >= MEMO_LIMIT:
                 memo.clear()
             memo[key] = found
-        if type(found) is _Failure:
+        if isinstance(found, _Failure):
             field = f"{at}.{found.part}" if index is None else f"{at}[{index}].{found.part}"
             self.fail(found.rule_id, field, found.value, **found.details)
             return None
