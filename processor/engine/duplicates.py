@@ -43,6 +43,7 @@ from processor.contracts import Claim
 # The fewest entries taken between two sweeps: a sweep walks every entry, so not too often.
 SWEEP_AFTER = 16_384
 _CONTENT = ("submitter_id", "patient", "billing_provider", "diagnoses", "lines")
+_SORTED = msgspec.json.Encoder(order="sorted")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 # The instants a ``datetime`` holds in UTC, years 1 to 9999: every submission time in the window is one.
@@ -52,11 +53,19 @@ MAX_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _M
 
 def fingerprint(claim: dict[str, Any] | Claim) -> str:
     """A hash of what a claim bills, leaving out its id and submission time (32 hex digits): the JSON object's
-    content, sorted and encoded by orjson. A ``Claim`` decoded from that object (``contracts.decode_event``) has
-    the same: it holds the fields the object holds (no other: it refuses them; an optional one left out stays
-    ``UNSET``, which ``msgspec.to_builtins`` leaves out), with the same values, ints as ints."""
-    fields = claim if isinstance(claim, dict) else msgspec.to_builtins(claim)
-    content = orjson.dumps({k: fields.get(k) for k in _CONTENT}, option=orjson.OPT_SORT_KEYS)
+    content, keys sorted, encoded by orjson. A ``Claim`` decoded from that object (``contracts.decode_event``)
+    has the same bytes from msgspec's encoder with sorted fields: it holds the fields the object holds (no
+    other: it refuses them; an optional one left out stays ``UNSET``, which the encoder leaves out), with the
+    same values, ints as ints, and both libraries write strings and floats alike (``tests/unit/test_duplicates``
+    holds them to it). Encoding the struct saves converting it back to dicts first (a third of the cost)."""
+    if isinstance(claim, dict):
+        content = orjson.dumps({k: claim.get(k) for k in _CONTENT}, option=orjson.OPT_SORT_KEYS)
+    else:
+        lines = None if isinstance(claim.lines, msgspec.UnsetType) else claim.lines
+        content = _SORTED.encode({
+            "billing_provider": claim.billing_provider, "diagnoses": claim.diagnoses, "lines": lines,
+            "patient": claim.patient, "submitter_id": claim.submitter_id,
+        })  # fmt: skip
     return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 

@@ -1,9 +1,12 @@
 """Duplicate claims within the window: exact, suspect, corrected resubmissions and replays."""
 
+import orjson
 import pytest
 
+from processor.contracts import decode_event
 from processor.engine import decide
 from processor.engine.duplicates import MAX_MS, MIN_MS, SWEEP_AFTER, Seen, SeenClaims, fingerprint, submitted_ms
+from processor.samples import generate
 from tests.conftest import a_claim
 
 DAY_MS = 86_400_000
@@ -40,6 +43,40 @@ def test_duplicates(small_table, why, second, source, outcome, rule_id):
 def test_fingerprint_ignores_the_id_and_submission_time():
     assert fingerprint(FIRST) == fingerprint(a_claim(claim_id="X", submitted_at="2026-01-01T00:00:00Z"))
     assert fingerprint(FIRST) != fingerprint(a_claim(patient={"birth_date": "1961-04-13", "sex": "F"}))
+
+
+FINGERPRINT_CASES = [
+    a_claim(),
+    a_claim(lines=[{"line_number": 1, "code": "99213", "system": "CPT", "units": 2.5, "service_date": "2025-10-01"},
+                   {"line_number": 2, "code": "A0428", "system": "HCPCS", "units": 0.1, "service_date": "2025-10-01",
+                    "modifiers": ["59", "RT"], "diagnosis_pointers": [1], "revenue_code": "0450"}]),
+    a_claim(lines=[{"line_number": 1, "code": "99213", "system": "CPT", "units": 1e-7, "service_date": "2025-10-01"},
+                   {"line_number": 2, "code": "99214", "system": "CPT", "units": 99999.0, "service_date": "2025-10-02"},
+                   {"line_number": 3, "code": "99215", "system": "CPT", "units": 12345, "service_date": "2025-10-03"}]),
+    a_claim(submitter_id="SUB-\u00e9\u4e2d\U0001f600\"\\\u001f"),
+    {**{k: v for k, v in a_claim().items() if k != "lines"}, "claim_type": "inpatient",  # a stay: no lines
+     "admission_date": "2025-09-28", "discharge_date": "2025-10-01", "discharge_status": "01"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("claim", FINGERPRINT_CASES)
+def test_a_decoded_claim_has_the_fingerprint_of_its_json_object(claim):
+    """The worker hashes the ``Claim`` decoded from the bytes (msgspec, sorted fields), ``processor check`` and
+    a refused event the JSON object (orjson, sorted keys): the same content must give the same hash, or a
+    window would miss repeats across the two, and across versions of the worker."""
+    typed = decode_event(orjson.dumps(claim), "claim")
+    assert typed is not None, "the case must be a valid claim, or it tests nothing"
+    assert fingerprint(typed[1]) == fingerprint(claim)
+
+
+def test_sample_claims_have_the_fingerprint_of_their_json_objects():
+    checked = 0
+    for kind, event in generate(3000, seed=11):
+        typed = decode_event(orjson.dumps(event), kind) if kind == "claim" else None
+        if typed is not None:
+            assert fingerprint(typed[1]) == fingerprint(event)
+            checked += 1
+    assert checked > 1000
 
 
 def test_the_window_is_rebuilt_from_its_changelog():
