@@ -22,7 +22,9 @@ uncommitted records could finish a small backlog before the clock starts and sho
 
 from __future__ import annotations
 
+import atexit
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -36,8 +38,8 @@ from processor.config import Settings
 from processor.routing import Message, Received, Router, now_iso
 
 
-def make_app(settings: Settings, table: CodeTable) -> faust.App:
-    """A Faust app with one agent per input topic, deciding with ``table``."""
+def make_app(settings: Settings, table: CodeTable, datadir: str) -> faust.App:
+    """A Faust app with one agent per input topic, deciding with ``table``; Faust keeps its files in ``datadir``."""
     topics = settings.topics
     app = faust.App(
         settings.group_id,
@@ -46,7 +48,7 @@ def make_app(settings: Settings, table: CodeTable) -> faust.App:
         value_serializer="raw",
         store="memory://",
         web_enabled=False,
-        datadir=tempfile.mkdtemp(prefix="bench-faust-"),
+        datadir=datadir,
         topic_partitions=settings.partitions,
         broker_max_poll_records=settings.batch_max_records,
         producer_linger=settings.linger_ms / 1000,
@@ -93,7 +95,9 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     settings = Settings.from_env()
     read_committed_only()
-    app = make_app(settings, build_table(demo=True))
+    datadir = tempfile.mkdtemp(prefix="bench-faust-")
+    atexit.register(shutil.rmtree, datadir, ignore_errors=True)  # Faust leaves it; the bench stops us with SIGTERM
+    app = make_app(settings, build_table(demo=True), datadir)
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
 
 
