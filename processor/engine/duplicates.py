@@ -60,7 +60,7 @@ def fingerprint(claim: dict[str, Any] | Claim) -> str:
     holds them to it). Encoding the struct saves converting it back to dicts first (a third of the cost)."""
     if isinstance(claim, dict):
         content = orjson.dumps({k: claim.get(k) for k in _CONTENT}, option=orjson.OPT_SORT_KEYS)
-    else:
+    else:  # the fields of _CONTENT, spelled out: a comprehension over it costs 1.2-1.5 us more a claim
         lines = None if isinstance(claim.lines, msgspec.UnsetType) else claim.lines
         content = _SORTED.encode({
             "billing_provider": claim.billing_provider, "diagnoses": claim.diagnoses, "lines": lines,
