@@ -288,6 +288,10 @@ class LocalBroker:
         assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            failure = self._startup_failure()  # first: the node may exit on it, or go on half started
+            if failure is not None:
+                self.stop()
+                raise RuntimeError(f"Kafka could not start: {failure}; see {self.log_file}")
             if self.process.poll() is not None:
                 raise RuntimeError(f"Kafka exited with {self.process.returncode}; see {self.workdir}/broker.out")
             if asyncio.run(_answers(self.bootstrap_servers, self.node_id)):
@@ -296,6 +300,17 @@ class LocalBroker:
             time.sleep(0.2)  # between connection attempts while the JVM starts
         self.stop()
         raise TimeoutError(f"Kafka did not answer within {timeout:.0f} s; see {self.workdir}/broker.out")
+
+    def _startup_failure(self) -> str | None:
+        """The line of the node's log that says a listener could not bind, if one does. Kafka 4.1 exits on it
+        when the port is taken before it starts, but once went on half started: a node that lost its
+        CONTROLLER port (taken between ``free_ports`` and the bind) answered on its broker port while its raft
+        IO thread spun a whole core. Either way the port in use is the message, not an exit code."""
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return None
+        return next((line.strip() for line in text.splitlines() if "Address already in use" in line), None)
 
     def start(self, timeout: float = 90.0) -> str:
         """Format storage, start the broker and wait until it answers; returns the bootstrap address."""
