@@ -46,6 +46,12 @@ from processor.routing import Router, now_iso
 
 log = logging.getLogger(__name__)
 
+# What the consumer fetches ahead per input partition (aiokafka's default is 1 MiB). It prefetches for every
+# partition it reads (18 by default, with the content check's); A/B drains, two pairs: 512 KiB held the peak
+# RSS at 175-179 MB against 197-199 at the default, within the noise in rate; 256 KiB cost a third of it.
+# Never below the largest record the worker decides (a larger batch comes whole anyway: Kafka's KIP-74).
+FETCH_PARTITION_BYTES = 512 * 1024
+
 
 class Worker:
     """One member of the processor's consumer group. ``await run(stop)`` until ``stop`` is set."""
@@ -97,6 +103,7 @@ class Worker:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 isolation_level="read_committed",
+                max_partition_fetch_bytes=max(FETCH_PARTITION_BYTES, settings.max_record_bytes),
                 partition_assignment_strategy=(PartitionNumberAssignor,),
             )
             exactly_once = settings.processing_guarantee is Guarantee.EXACTLY_ONCE
