@@ -147,6 +147,7 @@ class LocalBroker:
         self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None
         self._formatted = False
+        self._log_start = 0  # where this launch's lines begin in the node's log (restarts append to it)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -261,6 +262,7 @@ class LocalBroker:
     def launch(self) -> None:
         """Format the storage (the first time) and start the node's process; ``wait_ready`` waits for it."""
         config = self._write_config()
+        self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         if not self._formatted:
             scram = [
                 arg
@@ -302,12 +304,14 @@ class LocalBroker:
         raise TimeoutError(f"Kafka did not answer within {timeout:.0f} s; see {self.workdir}/broker.out")
 
     def _startup_failure(self) -> str | None:
-        """The line of the node's log that says a listener could not bind, if one does. Kafka 4.1 exits on it
+        """The line of this launch's log that says a listener could not bind, if one does. Kafka 4.1 exits on it
         when the port is taken before it starts, but once went on half started: a node that lost its
         CONTROLLER port (taken between ``free_ports`` and the bind) answered on its broker port while its raft
         IO thread spun a whole core. Either way the port in use is the message, not an exit code."""
         try:
-            text = self.log_file.read_text(errors="replace")
+            with self.log_file.open("rb") as log_file:
+                log_file.seek(self._log_start)
+                text = log_file.read().decode(errors="replace")
         except FileNotFoundError:
             return None
         return next((line.strip() for line in text.splitlines() if "Address already in use" in line), None)
