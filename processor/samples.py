@@ -19,7 +19,7 @@ from typing import Any
 
 from processor.code_systems import luhn_check_digit
 
-# Billable ICD-10-CM codes valid in both FY2025 and FY2026.
+# Billable ICD-10-CM codes valid in FY2025, FY2026 and FY2027.
 DIAGNOSES = [
     "E11.9", "I10", "J06.9", "R05.9", "E78.5", "K21.9", "F41.1", "N39.0", "J45.909", "M25.561",
     "Z23", "R07.9", "E66.9", "G43.909", "L03.115", "S52.521A", "E11.65", "I48.91", "M17.11", "R10.9",
@@ -29,7 +29,7 @@ PROCEDURES = [("CPT", "99213"), ("CPT", "99214"), ("CPT", "99203"), ("CPT", "364
 TESTS = [("LOINC", "4548-4"), ("LOINC", "2345-7"), ("LOINC", "718-7"), ("LOINC", "2093-3"),
          ("LOINC", "24323-8"), ("CPT", "83036"), ("CPT", "80053"), ("CPT", "85025")]  # fmt: skip
 
-# Principal diagnoses of inpatient stays that CMS's MCE accepts, and ICD-10-PCS procedures valid in FY2025-26.
+# Principal diagnoses of inpatient stays that CMS's MCE accepts, and ICD-10-PCS procedures valid in FY2025-27.
 ADMISSIONS = ["I50.9", "J18.9", "N17.9", "I21.4", "K35.80", "A41.9", "J44.1", "I63.9"]
 ICD_PROCEDURES = ["0DTJ4ZZ", "5A1955Z", "02HV33Z", "0BH17EZ", "3E0336Z", "30233N1", "4A023N7", "B2111ZZ"]
 REVENUE_CODES = ["0300", "0450", "0510", "0636", "0730"]
@@ -37,7 +37,9 @@ REVENUE_CODES = ["0300", "0450", "0510", "0636", "0730"]
 # The mistakes: (what is wrong, how to make it).
 HEADERS = ["E11", "I25", "M54.5", "J45", "S52.521"]
 MALFORMED = ["E11..9", "EE119", "1234", "Z0000000"]
-SERVICE_DAYS = ["2024-11-14", "2025-03-03", "2025-06-20", "2025-09-30", "2025-10-01", "2026-01-15", "2026-05-02"]
+# Dates of service on both sides of each fiscal year's first day, and in the current one (FY2027).
+SERVICE_DAYS = ["2024-11-14", "2025-03-03", "2025-06-20", "2025-09-30", "2025-10-01", "2026-01-15", "2026-05-02",
+                "2026-09-30", "2026-10-01", "2026-11-15", "2027-01-20"]  # fmt: skip
 
 
 def npi(rng: random.Random) -> str:

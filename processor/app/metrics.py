@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -20,6 +21,11 @@ KINDS = ("claim", "order")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A batch's phases take from under a millisecond (a transaction's local steps) to the commit interval and more.
 PHASE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+def end_of_day(day: str) -> float:
+    """00:00 UTC of the day after ``day`` (YYYY-MM-DD), in seconds since the epoch: the end of that day."""
+    return (datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1)).timestamp()
 
 
 class Metrics(Sensor):
@@ -77,6 +83,13 @@ class Metrics(Sensor):
         self.code_table_invalid = Gauge(
             "processor_code_table_invalid_records", "Code-table records skipped as invalid.", registry=r
         )
+        self.code_table_covered_until = Gauge(
+            "processor_code_table_covered_until_seconds",
+            "End of the last date of service (00:00 UTC of the day after it) that the loaded releases of a code "
+            "system cover; later dates of service go to review.",
+            ["system"],
+            registry=r,
+        )
         self.lag = Gauge(
             "processor_consumer_lag",
             "Records on an input partition not yet decided and committed (high watermark - committed offset).",
@@ -84,6 +97,7 @@ class Metrics(Sensor):
             registry=r,
         )
         self.ready = Gauge("processor_ready", "1 when the code table is loaded and the worker consumes.", registry=r)
+        self._covered_systems: set[str] = set()
         # Create every labelled series up front, so dashboards and alerts see zeros, not gaps.
         for kind in KINDS:
             self.consumed.labels(kind)
@@ -109,6 +123,12 @@ class Metrics(Sensor):
         self.code_table_offset.set(records_read)
         self.code_table_updated.set(updated_at)
         self.code_table_invalid.set(invalid)
+        covered = table.covered_until()
+        for system in self._covered_systems - covered.keys():  # a system whose releases were all deleted
+            self.code_table_covered_until.remove(system)
+        for system, last_day in covered.items():
+            self.code_table_covered_until.labels(system).set(end_of_day(last_day))
+        self._covered_systems = set(covered)
 
     def on_batch_delivered(self, tallies: dict[TopicPartition, BatchTally], delivered_ms: float) -> None:
         records = 0

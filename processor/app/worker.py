@@ -26,6 +26,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from processor.app.coverage import watch_coverage
 from processor.app.health import HealthServer
 from processor.app.ledger import InFlight, OffsetLedger, refresh_lag
 from processor.app.metrics import Metrics
@@ -85,6 +86,7 @@ class Worker:
         self._alive = True
         delivery: Delivery | None = None
         lag_refresh: asyncio.Task[None] | None = None
+        coverage_watch: asyncio.Task[None] | None = None
         try:
             await check_access(settings)
             if self.create_topics:
@@ -116,6 +118,7 @@ class Worker:
             self._consuming = True
             self.sensor.on_ready(True)
             lag_refresh = asyncio.create_task(refresh_lag(self.ledger, consumer, self.sensor), name="lag-refresh")
+            coverage_watch = asyncio.create_task(watch_coverage(self.table), name="coverage-watch")
             log.info("worker consuming %s as group %s (%s)", ", ".join(settings.consumed()), settings.group_id,
                      settings.processing_guarantee)  # fmt: skip
             while not stop.is_set():
@@ -129,8 +132,9 @@ class Worker:
         finally:
             self._consuming = False
             self.sensor.on_ready(False)
-            if lag_refresh is not None:
-                lag_refresh.cancel()
+            for task in (lag_refresh, coverage_watch):
+                if task is not None:
+                    task.cancel()
             if self._consumer is not None:
                 async with self.ledger.lock:
                     await self.settle()  # the last batch is delivered (or rewound) before we leave

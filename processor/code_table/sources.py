@@ -17,7 +17,7 @@ from processor.code_table.table import CodeTable
 
 # A few CPT, HCPCS and LOINC rows (codes only, no licensed descriptions) and policy rows, for the demo and tests.
 DEMO_CODES = Path(__file__).parent / "demo-codes.csv"
-DEFAULT_NAME = "ICD-10-CM FY2025+FY2026"
+DEFAULT_NAME = "ICD-10-CM FY2025+FY2026+FY2027"
 
 Record = tuple[str, dict[str, Any]]
 
@@ -39,7 +39,8 @@ def table_records(default: bool = True, demo: bool = False, csv_files: Iterable[
 
 
 def build_table(csv_files: Iterable[Path] = (), default: bool = True, demo: bool = False) -> CodeTable:
-    """An in-memory table of those records, named after them (``file:ICD-10-CM FY2025+FY2026+demo-codes.csv``)."""
+    """An in-memory table of those records, named after them
+    (``file:ICD-10-CM FY2025+FY2026+FY2027+demo-codes.csv``)."""
     csv_files = [*([DEMO_CODES] if demo else []), *csv_files]
     names = ([DEFAULT_NAME] if default else []) + [path.name for path in csv_files]
     return CodeTable(version="file:" + "+".join(names)).load(table_records(default, False, csv_files))

@@ -287,6 +287,12 @@ class CodeTable:
         """The declared releases of ``system`` as ``(name, first day, last day)``, oldest first."""
         return sorted(((n, f, t) for f, t, n in self._releases.get(system, {}).values()), key=lambda r: r[1])
 
+    def covered_until(self) -> dict[str, str]:
+        """The last date of service the loaded releases of each system cover (the latest release's last day),
+        by system; systems with no ``@release`` record are left out."""
+        return {system: max(last for _, last, _ in releases.values())
+                for system, releases in sorted(self._releases.items()) if releases}  # fmt: skip
+
     @property
     def has_coverage_policy(self) -> bool:
         """True when any ``@supports`` record is loaded."""

@@ -606,7 +606,7 @@ def _review_inpatient_codes(claim: Claim, dx: list[_Coded | None], discharge: st
     for i, found in enumerate(coded):
         if found is None or not found.mce:
             continue
-        at, value, description = f"procedures[{i}].code", procedures[i].code, found.version.description or "-"
+        at, value, description = f"procedures[{i}].code", procedures[i].code, found.version.description
         condition = non_covered(found.mce, stay)
         if condition is not None:
             review.fail("procedure.non_covered", at, value, description=description, condition=condition)
@@ -789,6 +789,9 @@ class _Review:
         rule = RULES[rule_id]
         message = rule.message.format(field=field, value=value, **details)
         review = rule.review.format(field=field, value=value, **details) if outcome is Outcome.NEEDS_REVIEW else None
+        if details.get("description") == "":  # a code no loaded source describes: the message names it alone
+            message = message.replace(" ()", "")
+            review = review and review.replace(" ()", "")
         self.reasons.append(Reason(rule, field, value, message, outcome, review, line))
 
     def _line_number(self, field: str) -> int | None:
@@ -884,7 +887,7 @@ class _Review:
                 return _Failure(rules.not_valid_on_date, "code", code, {"day": day, "validity": validity})
             if not found.billable:
                 return _Failure(rules.not_billable, "code", code,
-                                {"system": system, "description": found.description or "-"})  # fmt: skip
+                                {"system": system, "description": found.description})  # fmt: skip
             version = found
         if not internal:
             day = days[-1]
@@ -926,7 +929,7 @@ class _Review:
             return
         field = f"{at}.code"
         age = _age_on(self.birth, day) if self.birth is not None else None
-        description = version.description or "-"
+        description = version.description
         if flags and age is not None:
             conflict = age_conflict(flags, age, day, self.table.mce_age_range)
             if conflict is not None:
@@ -958,7 +961,7 @@ class _Review:
         field, version, flags = "diagnoses[0].code", coded.version, coded.mce
         if coded.system != codes.ICD10CM:
             return
-        description = version.description or "-"
+        description = version.description
         external = "ecodepdx" in flags if flags is not None else coded.code[0] in _EXTERNAL_CAUSE
         manifestation = "manifestation" in flags if flags is not None else version.manifestation
         if external:

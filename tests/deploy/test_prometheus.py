@@ -14,7 +14,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import SMALL_TABLE, a_claim, an_order
+from tests.conftest import SMALL_POLICY, SMALL_TABLE, a_claim, an_order
 from tests.deploy.prometheus_server import Prometheus, prometheus_server
 from tests.deploy.promql import (
     ALERTS,
@@ -53,7 +53,8 @@ def empty(prometheus: Prometheus, queries: list[tuple[str, str]]) -> list[str]:
 
 async def test_every_dashboard_and_alert_query_returns_data_from_a_real_prometheus(settings, tmp_path):
     t = settings.topics
-    await load_table(settings, SMALL_TABLE)
+    releases = [record for record in SMALL_POLICY if record[0].startswith("@release|ICD-10-CM")]  # what it covers
+    await load_table(settings, [*SMALL_TABLE, *releases])
     async with running_worker(settings) as worker:
         claims = [a_claim(claim_id=f"C{i}") for i in range(4)] + [
             a_claim(claim_id=f"R{i}", diagnoses=BAD_DIAGNOSIS) for i in range(2)

@@ -24,7 +24,7 @@ HCPCS_2020 = FIXTURES / "hcpcs-2020" / "HCPC2020_ANWEB_w_disclaimer.txt"
 PCS_2023 = FIXTURES / "icd10pcs-2023" / "icd10pcs_order_2023.txt"
 
 # The claims' diagnoses, E11.9 and I10, must be judged valid on every date below, or the claim goes to review
-# (diagnosis.date_not_covered) whatever its HCPCS line says: the default table covers only FY2025 and FY2026.
+# (diagnosis.date_not_covered) whatever its HCPCS line says: the default table covers 2024-10-01 on only.
 # Both codes are valid in every fiscal year since FY2016, so a release covering FY2018 to FY2020
 # (2017-10-01 to 2020-09-30) with just these two codes is true to ICD-10-CM for the dates used here.
 DIAGNOSES = merge_release({}, Release("ICD-10-CM FY2018-FY2020", "2017-10-01", "2020-09-30"), {

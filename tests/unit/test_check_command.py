@@ -29,7 +29,7 @@ def test_check_decides_each_line_with_the_default_table(tmp_path):
     assert out[1]["reasons"][0]["id"] == "diagnosis.header" and out[1]["reasons"][0]["value"] == "E11"
     assert out[2]["line"] == 3
     assert out[0]["source"] == {"line": 1} and out[0]["event"]["claim_id"] == "CLM-1"
-    assert out[0]["code_table_version"].startswith("file:ICD-10-CM FY2025+FY2026")
+    assert out[0]["code_table_version"].startswith("file:ICD-10-CM FY2025+FY2026+FY2027")
 
 
 def test_without_cpt_rows_a_cpt_line_goes_to_review(tmp_path):

@@ -2,9 +2,10 @@
 
 ``msdrg`` is a line-by-line port of CMS's Java MCE 2.0, validated claim by claim against it. Each case is an
 inpatient claim built from real codes (every chapter, codes on each MCE list, codes CMS does not cover,
-header codes, codes of the other fiscal year, codes no release holds), a patient of 0 to 124 of either sex,
-and a discharge date across FY2025 and FY2026. The engine decides it against the default table; the MCE
-edits it; the edits in scope must agree in name and count, case by case.
+header codes, codes of another fiscal year, codes no release holds), a patient of 0 to 124 of either sex,
+and a discharge date across FY2025, FY2026 and FY2027 (to the last day of the tables, 2027-03-31). The
+engine decides it against the default table; the MCE edits it; the edits in scope must agree in name and
+count, case by case.
 
 In scope: every MCE edit the engine implements (``Rule.mce``). Out of scope, and so not compared: CMS's
 edits that are not front-end code edits a payer returns a claim for (NONSPECIFIC_PDX, UNSPECIFIED,
@@ -31,7 +32,9 @@ from processor.engine.rules import RULES
 
 CASES = 8000
 SEED = 20261201
-FIRST, LAST = date(2024, 10, 1), date(2026, 9, 30)
+FIRST, LAST = date(2024, 10, 1), date.fromisoformat(read_tables().termination)
+# A day inside each fiscal year of the default table, to draw its codes from.
+PROBES = {"FY2025": "2025-03-01", "FY2026": "2026-03-01", "FY2027": "2027-01-15"}
 IN_SCOPE = {rule.mce for rule in RULES.values() if rule.mce} | {"INVALID_ADMIT_DX"}
 # (what, why the engine answers otherwise on purpose). The generated cases leave these out; each has a test.
 KEPT_DISAGREEMENTS = [
@@ -66,13 +69,14 @@ class Pools:
         self._cache: dict[str, tuple] = {}
 
     def on(self, day: str):
-        fy = "FY2025" if day < "2025-10-01" else "FY2026"
+        fy = f"FY{int(day[:4]) + (day[5:7] >= '10')}"
         if fy not in self._cache:
-            probe = "2025-03-01" if fy == "FY2025" else "2026-03-01"
+            probe = PROBES[fy]
             dx = {c: _flags_on(e, probe) for c, e in self.tables.diagnoses.items() if _valid_on(e, probe)}
             sg = {c: _flags_on(e, probe) for c, e in self.tables.procedures.items() if _valid_on(e, probe)}
-            other = "2026-03-01" if fy == "FY2025" else "2025-03-01"
-            gone = sorted(c for c, e in self.tables.diagnoses.items() if _valid_on(e, other) and c not in dx)
+            others = [other for name, other in PROBES.items() if name != fy]
+            gone = sorted(c for c, e in self.tables.diagnoses.items()
+                          if c not in dx and any(_valid_on(e, other) for other in others))  # fmt: skip
             self._cache[fy] = (sorted(dx), _by_flag(dx), sorted(sg), _by_flag(sg), gone)
         return self._cache[fy]
 
@@ -199,7 +203,8 @@ def test_the_engine_agrees_with_cms_mce_on_generated_stays(default_table, editor
         if ours != theirs:
             disagreements.append((number, case, dict(ours), dict(theirs)))
     assert not disagreements, f"{len(disagreements)} of {CASES} disagree; first: {disagreements[:3]}"
-    # The cases reach every edit in scope that the FY2025-26 tables can raise.
+    # The cases reach every edit in scope that the FY2025-27 tables can raise, and every fiscal year.
+    assert {case_fy for case_fy in pools._cache} == set(PROBES)
     assert set(seen) >= IN_SCOPE - {"SEX_CONFLICT", "REQUIRES_SDX"}, set(IN_SCOPE) - set(seen)
 
 

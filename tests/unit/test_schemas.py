@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from processor import samples
 from processor.code_table.cms_files import ReleaseCode
-from processor.code_table.releases import icd10cm_records
+from processor.code_table.releases import FY2025, FY2026, icd10cm_records
 from processor.contracts import (
     SCHEMA_BASE_URI,
     Undecodable,
@@ -71,7 +71,7 @@ def test_code_table_records_match_their_schema():
              "O80": ReleaseCode(True, "Encounter for full-term uncomplicated delivery"),
              "G63": ReleaseCode(True, "Polyneuropathy in diseases classified elsewhere", {"manifestation": True}),
              "B880": ReleaseCode(False, "Other acariasis")}  # fmt: skip
-    for _key, record in icd10cm_records(older, newer):
+    for _key, record in icd10cm_records([(FY2025, older), (FY2026, newer)]):
         validator("code-table-record").validate(record)
 
 
