@@ -114,7 +114,8 @@ def _parser() -> argparse.ArgumentParser:
             "ncci-ptp",
             "mue",
         ],
-        help="default: ICD-10-CM FY2025 to FY2027 with ICD-10-PCS and CMS's MCE lists; demo: the demo rows; csv: a "
+        help="default: ICD-10-CM FY2025 to FY2027 with ICD-10-PCS and CMS's MCE lists, and CMS's place of service "
+        "codes (POS); demo: the demo rows; csv: a "
         "CSV file (codes or policy tables); icd10cm-xml / icd10cm-order: a CMS/CDC ICD-10-CM tabular XML or order "
         "file; icd10pcs-order: a CMS ICD-10-PCS order file; hcpcs: a CMS HCPCS Level II file, codes and modifiers "
         "(HCPCS-MODIFIER) valid from their add to their termination dates; mce: CMS's Medicare Code Editor lists "

@@ -16,7 +16,10 @@ LOINC = "LOINC"
 # The procedure code modifiers of claim lines: HCPCS Level II modifiers (LT, RT, GA, XE...) from CMS's HCPCS
 # file; CPT's two-digit modifiers (25, 59...) are AMA material a payer loads itself.
 MODIFIER = "HCPCS-MODIFIER"
-STANDARD_SYSTEMS = (ICD10CM, ICD10PCS, HCPCS, CPT, LOINC, MODIFIER)
+# Place of service (CMS's POS code set): where a professional claim's services were rendered, on the claim and
+# on its lines. Not a coded diagnosis, procedure or test: no role below takes it.
+POS = "POS"
+STANDARD_SYSTEMS = (ICD10CM, ICD10PCS, HCPCS, CPT, LOINC, MODIFIER, POS)
 
 # Which systems may code which role. A payer's internal system (any other name present in the code
 # table) may code any role.
@@ -38,6 +41,8 @@ FORMATS = {
     CPT: re.compile(r"[0-9]{5}|[0-9]{4}[FTU]"),
     # digits, a hyphen, one mod-10 check digit
     LOINC: re.compile(r"[0-9]{1,7}-[0-9]"),
+    # exactly two digits, the leading zero included (02, not 2)
+    POS: re.compile(r"[0-9]{2}"),
 }
 
 FORMAT_HINTS = {
@@ -47,6 +52,7 @@ FORMAT_HINTS = {
     HCPCS: "a letter then 4 digits, e.g. J1100 (a 5-digit code is CPT)",
     CPT: "5 digits, or 4 digits then F, T or U, e.g. 99213 or 0001U",
     LOINC: "digits, a hyphen and a check digit, e.g. 4548-4",
+    POS: "two digits, e.g. 11 (office) or 81 (independent laboratory)",
 }
 # The form of a payer's internal codes: any, in printable ASCII.
 INTERNAL_HINT = "letters, digits, spaces and punctuation in ASCII"

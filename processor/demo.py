@@ -88,7 +88,8 @@ async def _demo(settings: Settings, events: int, wait_for_ctrl_c: bool) -> int:
     started = time.monotonic()
     sent = await publish(settings, records)
     say(f"Published the code table to '{topics.code_table}': {sent:,} records "
-        f"(ICD-10-CM, ICD-10-PCS and CMS's MCE lists for FY2025 to FY2027, demo CPT/HCPCS/LOINC rows) in "
+        f"(ICD-10-CM, ICD-10-PCS and CMS's MCE lists for FY2025 to FY2027, CMS's place of service codes, "
+        f"demo CPT/HCPCS/LOINC rows) in "
         f"{time.monotonic() - started:.1f} s")  # fmt: skip
 
     worker = Worker(settings)

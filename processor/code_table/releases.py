@@ -29,6 +29,9 @@ terminated code stays listed for years. ``merge_hcpcs`` loads it as two releases
 ``HCPCS-MODIFIER``, each code one version valid from its add date to its termination date, and each release
 speaks for the dates before its first day too, back to the earliest termination it lists (see
 ``history_release``): a code terminated 2018-12-31 is accepted on 2018-06-01 and returned on 2020-03-01.
+
+The default table also holds CMS's place of service code set (system ``POS``, ``place_of_service``), on dates
+of its own: each code from its effective date, its ``@release`` from ``FIRST_DAY`` to ``LAST_DAY`` there.
 """
 
 from __future__ import annotations
@@ -192,9 +195,12 @@ def default_icd10cm() -> list[tuple[Release, ReleaseCodes]]:
 
 def default_records() -> list[tuple[str, dict[str, Any]]]:
     """The default table: ICD-10-CM FY2025 to FY2027, and the ICD-10-PCS codes and MCE lists of the same
-    dates (``mce.mce_records``), from the installed packages."""
+    dates (``mce.mce_records``), from the installed packages; and CMS's place of service code set."""
+    from processor.code_table.place_of_service import pos_records  # here: place_of_service builds on this module
+
     releases = default_icd10cm()
-    return [*icd10cm_records(releases), *mce_records(FY2025.first_day, releases[-1][0].last_day)]
+    records = [*icd10cm_records(releases), *mce_records(FY2025.first_day, releases[-1][0].last_day)]
+    return records + pos_records()  # CMS's place of service code set, on dates of its own
 
 
 def release_record(release: Release) -> tuple[str, dict[str, Any]]:

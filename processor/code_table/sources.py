@@ -28,8 +28,8 @@ def demo_records() -> list[Record]:
 
 
 def table_records(default: bool = True, demo: bool = False, csv_files: Iterable[Path] = ()) -> list[Record]:
-    """The records of a table: the default releases (ICD-10-CM, ICD-10-PCS and the MCE lists), then the demo
-    rows, then each CSV file, in order."""
+    """The records of a table: the default releases (ICD-10-CM, ICD-10-PCS and the MCE lists, and CMS's place of
+    service codes), then the demo rows, then each CSV file, in order."""
     records = default_records() if default else []
     if demo:
         records += demo_records()

@@ -200,7 +200,8 @@ def default():
 
 def test_the_default_table_has_the_mce_lists_and_no_chapter_edits(default):
     counts = Counter(record["system"] for _, record in default)
-    assert counts == {"ICD-10-CM": 98_467, "ICD-10-PCS": 79_335, "@mce": 23_195, "@release": 9, "@mce-age": 4}
+    assert counts == {"ICD-10-CM": 98_467, "ICD-10-PCS": 79_335, "@mce": 23_195, "@release": 10, "@mce-age": 4,
+                      "POS": 54}  # fmt: skip
     table = CodeTable().load(default)
     assert table.mce("ICD-10-CM", "O80", FY2025_DAY) == MceEntry(frozenset({"maternity"}), "F")
     o80, p271 = table.versions("ICD-10-CM", "O80")[-1], table.versions("ICD-10-CM", "P271")[-1]
