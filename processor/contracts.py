@@ -361,6 +361,13 @@ _Pointer = Annotated[int, msgspec.Meta(ge=1, le=25)]
 _Units = Annotated[int, msgspec.Meta(gt=0, le=99999)] | Annotated[float, msgspec.Meta(gt=0, le=99999)]
 
 
+# Money as the schemas write it: a decimal string, never a binary float (``engine`` reads it as a Decimal).
+_Money = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,10}(\.[0-9]{1,2})?\Z")]
+_PlaceOfService = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+_Text80 = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+Relationship = Literal["self", "spouse", "child", "employee", "life_partner", "other", "unknown"]
+
+
 class Coded(msgspec.Struct):
     """A code and its system: a diagnosis, a test, an admitting diagnosis."""
 
@@ -377,6 +384,14 @@ class Provider(msgspec.Struct):
     npi: Annotated[str, msgspec.Meta(max_length=32)]
 
 
+class Member(msgspec.Struct):
+    """Who is covered: the subscriber's member id, the patient's relationship to the subscriber, the payer."""
+
+    id: _Text80
+    relationship: Relationship | msgspec.UnsetType = msgspec.UNSET
+    payer_id: _Text80 | msgspec.UnsetType = msgspec.UNSET
+
+
 class Line(msgspec.Struct):
     """A claim's service line. The optional lists stay ``UNSET`` when the event leaves them out, so that the
     line reads back (``msgspec.to_builtins``) with the fields it came with."""
@@ -389,6 +404,9 @@ class Line(msgspec.Struct):
     modifiers: Annotated[list[_Modifier], msgspec.Meta(max_length=4)] | msgspec.UnsetType = msgspec.UNSET
     diagnosis_pointers: Annotated[list[_Pointer], msgspec.Meta(max_length=12)] | msgspec.UnsetType = msgspec.UNSET
     revenue_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}\Z")] | msgspec.UnsetType = msgspec.UNSET
+    charge: _Money | msgspec.UnsetType = msgspec.UNSET
+    place_of_service: _PlaceOfService | msgspec.UnsetType = msgspec.UNSET
+    rendering_provider: Provider | msgspec.UnsetType = msgspec.UNSET
 
 
 class Procedure(msgspec.Struct):
@@ -408,8 +426,17 @@ class Claim(msgspec.Struct):
     patient: Patient
     billing_provider: Provider
     diagnoses: Annotated[list[Coded], msgspec.Meta(min_length=1, max_length=25)]
+    member: Member
     lines: Annotated[list[Line], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET
     kind: Literal["claim"] | msgspec.UnsetType = msgspec.UNSET
+    frequency: Literal["original", "replacement", "void"] | msgspec.UnsetType = msgspec.UNSET
+    replaces: _Id | msgspec.UnsetType = msgspec.UNSET
+    place_of_service: _PlaceOfService | msgspec.UnsetType = msgspec.UNSET
+    facility_type: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}\Z")] | msgspec.UnsetType = msgspec.UNSET
+    charge: _Money | msgspec.UnsetType = msgspec.UNSET
+    rendering_provider: Provider | msgspec.UnsetType = msgspec.UNSET
+    referring_provider: Provider | msgspec.UnsetType = msgspec.UNSET
+    prior_authorization: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | msgspec.UnsetType = msgspec.UNSET
     claim_type: Literal["professional", "outpatient", "inpatient"] | msgspec.UnsetType = msgspec.UNSET
     admission_date: _Date | msgspec.UnsetType = msgspec.UNSET
     discharge_date: _Date | msgspec.UnsetType = msgspec.UNSET
@@ -429,6 +456,7 @@ class Order(msgspec.Struct):
     tests: Annotated[list[Coded], msgspec.Meta(min_length=1, max_length=100)]
     diagnoses: Annotated[list[Coded], msgspec.Meta(max_length=25)]
     kind: Literal["order"] | msgspec.UnsetType = msgspec.UNSET
+    member: Member | msgspec.UnsetType = msgspec.UNSET
 
 
 Event = Claim | Order
@@ -454,7 +482,7 @@ _SERVICE_DATE, _DATE = operator.attrgetter("service_date"), operator.attrgetter(
 
 def _fits(event: Event) -> bool:
     """What the schemas require that the mirror's types do not say: the patterns of dates and date-times, an
-    inpatient claim's stay, and the lines of any other claim."""
+    inpatient claim's stay, the lines of any other claim, and the claim a replacement or void names."""
     if isinstance(event, Order):
         return _are_dates({event.patient.birth_date, event.collection_date})
     if not _is_datetime(event.submitted_at):
@@ -468,6 +496,8 @@ def _fits(event: Event) -> bool:
     if event.discharge_date is not msgspec.UNSET:
         dates.add(event.discharge_date)
     if not _are_dates(dates):
+        return False
+    if event.replaces is msgspec.UNSET and event.frequency in ("replacement", "void"):
         return False
     if event.claim_type == "inpatient":
         return not (event.admission_date is msgspec.UNSET or event.discharge_date is msgspec.UNSET
@@ -491,8 +521,12 @@ class _StrictProvider(Provider, forbid_unknown_fields=True):
     pass
 
 
-class _StrictLine(Line, forbid_unknown_fields=True):
+class _StrictMember(Member, forbid_unknown_fields=True):
     pass
+
+
+class _StrictLine(Line, forbid_unknown_fields=True):
+    rendering_provider: _StrictProvider | msgspec.UnsetType = msgspec.UNSET
 
 
 class _StrictProcedure(Procedure, forbid_unknown_fields=True):
@@ -503,7 +537,10 @@ class _StrictClaim(Claim, forbid_unknown_fields=True):
     patient: _StrictPatient
     billing_provider: _StrictProvider
     diagnoses: Annotated[list[_StrictCoded], msgspec.Meta(min_length=1, max_length=25)]
+    member: _StrictMember
     lines: Annotated[list[_StrictLine], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET
+    rendering_provider: _StrictProvider | msgspec.UnsetType = msgspec.UNSET
+    referring_provider: _StrictProvider | msgspec.UnsetType = msgspec.UNSET
     admitting_diagnosis: _StrictCoded | msgspec.UnsetType = msgspec.UNSET
     procedures: Annotated[list[_StrictProcedure], msgspec.Meta(max_length=25)] | msgspec.UnsetType = msgspec.UNSET
 
@@ -513,6 +550,7 @@ class _StrictOrder(Order, forbid_unknown_fields=True):
     patient: _StrictPatient
     tests: Annotated[list[_StrictCoded], msgspec.Meta(min_length=1, max_length=100)]
     diagnoses: Annotated[list[_StrictCoded], msgspec.Meta(max_length=25)]
+    member: _StrictMember | msgspec.UnsetType = msgspec.UNSET
 
 
 _DECODERS = {kind: msgspec.json.Decoder(strict) for kind, strict in (("claim", _StrictClaim), ("order", _StrictOrder))}

@@ -6,15 +6,20 @@ outpatient claim (lines with revenue codes); the rest are professional. A share 
 mistakes that payers and labs see every day: header codes, malformed codes, a code used on a date it is not
 valid, an unknown code system, a bad NPI, an order without a diagnosis; on a stay, a principal diagnosis
 CMS's code editor does not accept, a secondary repeating the principal, a discharge before the admission.
-Providers come from a pool of 500 (made-up NPIs), as a payer hears from the same offices all day. Codes are
-real: ICD-10-CM and ICD-10-PCS from the default table; procedures and tests from the demo rows
-(``demo-codes.csv``). Patient data is made up.
+Providers come from a pool of 500 (made-up NPIs), as a payer hears from the same offices all day, and
+patients from a pool of 20,000 members (a member id, the subscriber's birth date and sex; one claim in five is
+for a dependent child of the subscriber), so that a member's claims come back as they do at a payer. A claim
+carries what a payer's front end reads: the member, the place of service (837P) or facility type (837I), the
+charges as decimal strings (the claim's the sum of its lines'), and now and then a rendering or referring
+provider and a prior authorization. Codes are real: ICD-10-CM and ICD-10-PCS from the default table;
+procedures and tests from the demo rows (``demo-codes.csv``). Patient data is made up.
 """
 
 from __future__ import annotations
 
 import random
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from processor.code_systems import luhn_check_digit
@@ -33,6 +38,11 @@ TESTS = [("LOINC", "4548-4"), ("LOINC", "2345-7"), ("LOINC", "718-7"), ("LOINC",
 ADMISSIONS = ["I50.9", "J18.9", "N17.9", "I21.4", "K35.80", "A41.9", "J44.1", "I63.9"]
 ICD_PROCEDURES = ["0DTJ4ZZ", "5A1955Z", "02HV33Z", "0BH17EZ", "3E0336Z", "30233N1", "4A023N7", "B2111ZZ"]
 REVENUE_CODES = ["0300", "0450", "0510", "0636", "0730"]
+# What an office charges for each procedure (made up), and where professional services are given (CMS POS).
+PRICES = {"99213": "95.00", "99214": "140.00", "99203": "120.00", "36415": "12.50", "93000": "45.00",
+          "J1100": "8.25", "G0008": "30.00", "J3420": "15.75"}  # fmt: skip
+PLACES = ["11", "11", "11", "11", "22", "19", "02", "10", "81"]
+MEMBERS = 20_000
 
 # The mistakes: (what is wrong, how to make it).
 HEADERS = ["E11", "I25", "M54.5", "J45", "S52.521"]
@@ -57,6 +67,32 @@ def _patient(rng: random.Random) -> dict[str, Any]:
     return {"birth_date": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", "sex": rng.choice("MFU")}
 
 
+def _member(rng: random.Random, adults_only: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A member of the pool and the patient a claim is for: the subscriber, or one time in five a child of
+    theirs. The same member always has the same subscriber and children (their own seeded facts)."""
+    number = rng.randrange(MEMBERS)
+    facts = random.Random(number)
+    member: dict[str, Any] = {"id": f"W{100_000_000 + number * 4_973:09d}", "payer_id": "PAYER01"}
+    subscriber = _patient(facts)
+    subscriber["birth_date"] = f"{facts.randint(1940, 2000)}{subscriber['birth_date'][4:]}"
+    children = [_patient(facts) for _ in range(facts.randint(0, 3))]
+    if children and not adults_only and rng.random() < 0.2:
+        member["relationship"] = "child"
+        return member, {**rng.choice(children)}
+    member["relationship"] = "self"
+    return member, subscriber
+
+
+def _charge_lines(lines: list[dict[str, Any]]) -> str:
+    """Gives each line its charge (the code's price times its units) and returns the claim's: their sum."""
+    total = Decimal(0)
+    for line in lines:
+        charge = Decimal(PRICES.get(line["code"], "50.00")) * line["units"]
+        line["charge"] = f"{charge:.2f}"
+        total += charge
+    return f"{total:.2f}"
+
+
 def claim(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
     """One claim (professional, outpatient or an inpatient stay); ``bad`` makes one realistic mistake on it."""
     kind = rng.random()
@@ -69,19 +105,31 @@ def claim(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
         pointers = sorted(rng.sample(range(1, len(diagnoses) + 1), rng.randint(1, len(diagnoses))))
         lines.append({"line_number": i, "code": code, "system": system, "modifiers": [], "units": 1,
                       "service_date": day, "diagnosis_pointers": pointers})  # fmt: skip
+    member, patient = _member(rng)
     event = {
         "claim_id": f"CLM{number:09d}",
         "submitter_id": f"SUB{rng.randint(1, 40):04d}",
         "submitted_at": f"{day}T{rng.randint(8, 18):02d}:{rng.randint(0, 59):02d}:00Z",
-        "patient": _patient(rng),
+        "patient": patient,
+        "member": member,
         "billing_provider": {"npi": rng.choice(PROVIDERS)},
         "diagnoses": diagnoses,
         "lines": lines,
+        "charge": _charge_lines(lines),
     }
     if kind < 0.2:
         event["claim_type"] = "outpatient"
+        event["facility_type"] = "13"
         for line in lines:
             line["revenue_code"] = rng.choice(REVENUE_CODES)
+    else:
+        event["place_of_service"] = rng.choice(PLACES)
+        if rng.random() < 0.3:
+            event["rendering_provider"] = {"npi": rng.choice(PROVIDERS)}
+        if rng.random() < 0.1:
+            event["referring_provider"] = {"npi": rng.choice(PROVIDERS)}
+    if rng.random() < 0.05:
+        event["prior_authorization"] = f"PA{rng.randrange(10**7):07d}"
     if bad:
         _spoil_claim(rng, event)
     return event
@@ -95,14 +143,16 @@ def stay(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
     diagnoses = [{"code": c, "system": "ICD-10-CM"} for c in [rng.choice(ADMISSIONS), *secondary]]
     procedures = [{"code": c, "system": "ICD-10-PCS", "date": rng.choice((admission, discharge))}
                   for c in rng.sample(ICD_PROCEDURES, rng.randint(0, 2))]  # fmt: skip
-    patient = _patient(rng)
-    patient["birth_date"] = f"{rng.randint(1935, 2000)}{patient['birth_date'][4:]}"  # adults: the MCE's lists hold
+    member, patient = _member(rng, adults_only=True)  # adults: the MCE's lists hold
     event = {
         "claim_id": f"CLM{number:09d}",
         "claim_type": "inpatient",
+        "facility_type": "11",
         "submitter_id": f"SUB{rng.randint(1, 40):04d}",
         "submitted_at": f"{discharge}T{rng.randint(8, 18):02d}:{rng.randint(0, 59):02d}:00Z",
         "patient": patient,
+        "member": member,
+        "charge": f"{rng.randint(4_000, 60_000)}.00",
         "billing_provider": {"npi": rng.choice(PROVIDERS)},
         "admission_date": admission,
         "discharge_date": discharge,

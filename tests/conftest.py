@@ -212,6 +212,7 @@ def a_claim(**changes: object) -> dict:
         "submitter_id": "SUB-1",
         "submitted_at": "2025-11-03T10:00:00Z",
         "patient": {"birth_date": "1961-04-12", "sex": "F"},
+        "member": {"id": "W100000001"},
         "billing_provider": {"npi": "1234567893"},
         "diagnoses": [{"code": "E11.9", "system": "ICD-10-CM"}, {"code": "I10", "system": "ICD-10-CM"}],
         "lines": [

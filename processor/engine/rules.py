@@ -188,10 +188,27 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "Luhn check digit). Check the provider's NPI in NPPES and resubmit.",
          review="Look the ordering provider up in NPPES and confirm the NPI with the doctor's office.",
          hl7_condition="102"),
+    Rule("npi.rendering_invalid", RETURNED, RETURNED, stc("A7:562:82"), "16", "N290",
+         "{field} is {value!r}, which is not a valid NPI (10 digits starting with 1 or 2, ending in a Luhn "
+         "check digit). Check the rendering provider's NPI in NPPES and resubmit.", hl7_condition="102"),
+    Rule("npi.referring_invalid", RETURNED, RETURNED, stc("A7:562:DN"), "16", "N286",
+         "{field} is {value!r}, which is not a valid NPI (10 digits starting with 1 or 2, ending in a Luhn "
+         "check digit). Check the referring provider's NPI in NPPES and resubmit.", hl7_condition="102"),
     Rule("npi.missing", RETURNED, REVIEW, stc("A6:562:DK"), "16", "N265",
          "{field} is missing: the order does not say who ordered it. Add the ordering provider's NPI.",
          review="Ask the doctor's office who ordered the test and record the ordering provider's NPI.",
          hl7_condition="101"),
+
+    # Who is covered, what the claim charges and what it replaces (a payer's front end: WEDI SNIP levels 2-3).
+    Rule("member.missing", RETURNED, RETURNED, stc("A6:164:IL"), "16", "N382",
+         "{field} is missing: the claim does not say who is covered. Add the subscriber's member id from the "
+         "insurance card (X12 2010BA NM1*IL NM109) and resubmit.", hl7_condition="101"),
+    Rule("claim.unbalanced", RETURNED, RETURNED, stc("A7:400"), "16", "N379",
+         "{field} is {value!r}, but the lines' charges add up to {total}{unpriced}. The claim's total charge "
+         "must equal the sum of its line charges; correct the charges and resubmit.", hl7_condition="102"),
+    Rule("claim.replaces_missing", RETURNED, RETURNED, stc("A6:464"), "16", "M47",
+         "{field} is required: a {frequency} names the payer's claim control number of the claim it "
+         "{verb} (X12 REF*F8, from the 277CA's REF*1K). Add it and resubmit.", hl7_condition="101"),
 
     # Diagnosis codes (ICD-10-CM). On a lab order the lab reviews them with the doctor instead.
     Rule("diagnosis.system_unknown", RETURNED, REVIEW, stc("A7:255"), "16", "M76",
@@ -289,6 +306,22 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "{field} is {value!r}, outside the stay ({admission} to {discharge}). Correct the procedure date or "
          "the stay's dates and resubmit.", claim_types=INPATIENT_ONLY),
 
+    # Places of service (CMS's POS code set, two digits), on the claim and on a line where it differs.
+    Rule("place_of_service.malformed", RETURNED, RETURNED, stc("A7:249"), "16", "M77",
+         "{field} is {value!r}, which is not a well-formed place of service ({hint}). " + _FIX,
+         hl7_condition="102", lines=True),
+    Rule("place_of_service.not_in_table", RETURNED, RETURNED, stc("A7:249"), "16", "M77",
+         "{field} is {value!r}, which is not a place of service code of CMS's list. Use the code of where "
+         "the service was given (11 office, 22 on campus outpatient hospital...) and resubmit.",
+         hl7_condition="103", lines=True),
+    Rule("place_of_service.not_valid_on_date", RETURNED, RETURNED, stc("A7:249"), "16", "M77",
+         "{field} is {value!r}, which is not a place of service on the date of service {day} ({validity}). "
+         + _FIX, hl7_condition="103", lines=True),
+    Rule("place_of_service.system_not_loaded", REVIEW, REVIEW, stc("A3:249"), None, None, _LOAD,
+         review=_LOAD_REVIEW, pend="41", lines=True),
+    Rule("place_of_service.date_not_covered", REVIEW, REVIEW, stc("A3:249"), None, None, _UNCOVERED,
+         review=_UNCOVERED_REVIEW, pend="41", lines=True),
+
     # Test codes on lab orders (LOINC, CPT, HCPCS): an invalid one goes back to the ordering provider.
     Rule("test.system_unknown", RETURNED, RETURNED, stc("A7:454"), "16", "M51",
          "{field} is {value!r}, which is not a lab test code system. Use {expected} and resend the order.",
@@ -344,6 +377,13 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("modifier.invalid_combination", RETURNED, RETURNED, stc("A7:453"), "4", "N519",
          "{field} is {value!r}: modifier 59 and an X modifier (XE, XS, XP, XU) on one line contradict each "
          "other. Keep the most specific one and resubmit.", lines=True),
+    Rule("modifier.repeated", RETURNED, RETURNED, stc("A7:453"), "4", "N823",
+         "{field} is {value!r}, a modifier the line already gives. Give each modifier once and resubmit.",
+         lines=True),
+    Rule("modifier.both_sides", RETURNED, RETURNED, stc("A7:453"), "4", "N519",
+         "{field} is {value!r}, and the line also says {other!r}: one line cannot be on both sides. Bill a "
+         "bilateral procedure as one line with modifier 50 (Medicare), or each side on a line of its own, and "
+         "resubmit.", lines=True),
     Rule("modifier.invalid", RETURNED, RETURNED, stc("A7:453"), "182", None,
          "{field} is {value!r}, which is not a modifier valid on the date of service {day} ({validity}). Use "
          "a valid modifier and resubmit.", lines=True),
