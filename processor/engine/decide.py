@@ -13,9 +13,13 @@ year (``engine/mce.py``); professional and outpatient claims get the edits that 
 each date of service, the MCE age lists, manifestation or external cause first-listed). Where the table holds
 no MCE lists for a date, the tabular's own notes and the chapter of a code stand in for them.
 
-Most events are clean. Once the memo (``engine/memo.py``) holds the answers about an event's codes, the fast
-path (``_clean_claim``, ``_clean_order``) makes the same checks with those answers alone and accepts a clean
-event without a ``_Review``, reasons or messages; an event that fails a check there is reviewed in full.
+Each check is stated once, in the review (``_review_claim``, ``_review_order`` and ``_Review``'s methods); there
+is no second, faster copy of it. Most events are clean, and the review is cheap on a clean event because it
+builds nothing until a check fails: ``_Review.fail`` is the only place that names a field, formats a message or
+makes a ``Reason``, and the answer about each code (system, form, release, existence, dates, billability, CMS's
+MCE flags, and whether the code has age, sex or principal-diagnosis edits to make at all) is kept in the table's
+memo (``engine/memo.py``), so a code seen before costs one dictionary look-up. A new check is one more call
+in the review, with its rule in ``rules.RULES``.
 """
 
 from __future__ import annotations
@@ -106,207 +110,12 @@ def decide(
         if typed is None:
             raise RuntimeError(f"the {kind} schema takes an event its msgspec mirror refuses")
         event = typed
-    # The fast path: most events are clean, and the memo's answers say so with no reason machinery.
+    review = _Review.of(kind, table, policy, duplicate, claim_id)
     if isinstance(event, Claim):
-        if duplicate is None and _clean_claim(event, table, memo_of(table)):
-            return Decision(event.claim_id, kind, Outcome.ACCEPTED, (), table.version)
-        review = _Review.of(kind, table, policy, duplicate, claim_id)
         _review_claim(event, review)
         return review.conclude(event.claim_id)
-    if duplicate is None and _clean_order(event, table, memo_of(table)):
-        return Decision(event.order_id, kind, Outcome.ACCEPTED, (), table.version)
-    review = _Review.of(kind, table, policy, duplicate, claim_id)
     _review_order(event, event.ordering_provider.npi, review)
     return review.conclude(event.order_id)
-
-
-def _clean_claim(claim: Claim, table: CodeTable, memo: dict[Any, Any]) -> bool:
-    """The fast path of a clean claim: True when no check of ``_review_claim`` can fail on it, whatever the
-    payer's policy, found with the memo's answers and no reason machinery. False means "not known so": a check
-    fails, a code's answer is not in the memo yet, or a code has age, sex or principal-diagnosis edits to make
-    (or, on a stay, a procedure has MCE coverage flags); then the full review decides it.
-
-    It makes every check of ``_review_claim`` (a code's on the same dates) and asks the memo under the same keys
-    as ``_Review.code``; a check that would fail here fails there, so the two cannot part on a clean claim."""
-    claim_type = PROFESSIONAL if claim.claim_type is msgspec.UNSET else claim.claim_type
-    lines: Sequence[Line] = () if claim.lines is msgspec.UNSET else claim.lines
-    if len({line.line_number for line in lines}) < len(lines) or not _valid_npi(claim.billing_provider.npi):
-        return False
-    birth, submitted = claim.patient.birth_date, claim.submitted_at
-    if not _is_calendar_date(birth) or not _is_real_datetime(submitted):
-        return False
-    submitted_day = submitted[:10]
-    stay = claim_type == INPATIENT
-    discharge: str | None = None
-    if stay:  # the stay's dates (``_review_stay``): every code of the claim is judged on the discharge date
-        admission, leaving = claim.admission_date, claim.discharge_date
-        if isinstance(admission, msgspec.UnsetType) or isinstance(leaving, msgspec.UnsetType):
-            return False
-        if not _is_calendar_date(admission) or not _is_calendar_date(leaving):
-            return False
-        if admission < birth or leaving < admission or leaving > submitted_day:
-            return False
-        discharge = leaving
-    diagnoses = claim.diagnoses
-    count = len(diagnoses)
-    dates = {line.service_date for line in lines}
-    for day in dates:
-        if not _is_calendar_date(day):
-            return False
-    first_day = last_day = None
-    if dates:
-        first_day, last_day = min(dates), max(dates)
-        if first_day < birth or last_day > submitted_day:
-            return False
-    latest = max(last_day, discharge) if last_day is not None and discharge is not None else last_day or discharge
-    if latest is not None and birth <= _birthday_aged(MAX_AGE + 1, latest):
-        return False
-    for line in lines:
-        if line.diagnosis_pointers and max(line.diagnosis_pointers) > count:
-            return False
-    dx_days: list[tuple[str | None, ...]]
-    if stay:
-        dx_days = [(discharge,)] * count
-    elif len(dates) > 1:  # a diagnosis on the dates of the lines that point at it, else on the first
-        days_of: dict[int, set[str]] = {}
-        for line in lines:
-            for pointer in line.diagnosis_pointers or ():
-                days_of.setdefault(pointer - 1, set()).add(line.service_date)
-        on_days = [days_of.get(i) for i in range(count)]
-        dx_days = [(first_day,) if not on else tuple(on) if len(on) == 1 else tuple(sorted(on)) for on in on_days]
-    else:  # one date of service (most claims): every diagnosis on it
-        dx_days = [(first_day,)] * count
-    dx: list[_Coded] = []
-    for i, diagnosis in enumerate(diagnoses):
-        coded = memo.get(("diagnosis", diagnosis.system, diagnosis.code, dx_days[i]))
-        if type(coded) is not _Coded or coded.patient_edits:
-            return False
-        if i == 0 and (coded.principal_edits if stay else coded.listed_edits):
-            return False
-        dx.append(coded)
-    if stay and not _clean_stay(claim, cast(str, claim.admission_date), cast(str, discharge), memo):
-        return False
-    coverage, has_mue, has_pairs = memo.get(_TABLE_FACTS) or _table_facts(table, memo)
-    coded_lines: list[_Coded] = []
-    for line in lines:
-        day = line.service_date
-        coded = memo.get(("procedure", line.system, line.code, (day,)))
-        if type(coded) is not _Coded or coded.patient_edits:
-            return False
-        if line.modifiers and not _modifiers_clean(table, memo, line.modifiers, day):
-            return False
-        if coverage:
-            pointers = [p - 1 for p in line.diagnosis_pointers or () if p <= count] or range(count)
-            if not _covered(table, coded, [dx[p] for p in pointers], day):
-                return False
-        coded_lines.append(coded)
-    if has_mue and claim_type in _MUE_TABLE and not _within_mue(table, lines, coded_lines, _MUE_TABLE[claim_type]):
-        return False
-    if has_pairs and claim_type in _NCCI_TABLE:
-        return _unbundled(table, lines, coded_lines, _NCCI_TABLE[claim_type])
-    return True
-
-
-def _clean_stay(claim: Claim, admission: str, discharge: str, memo: dict[Any, Any]) -> bool:
-    """The inpatient-only checks of ``_review_inpatient_codes`` on a stay whose dates and diagnoses passed
-    theirs: no secondary diagnosis repeats the principal, the admitting diagnosis and the procedures are valid
-    on the discharge date, within the stay, with no age, sex or MCE coverage edit to make."""
-    diagnoses = claim.diagnoses
-    principal = codes.normalize(diagnoses[0].system, diagnoses[0].code)
-    for diagnosis in diagnoses[1:]:
-        if codes.normalize(diagnosis.system, diagnosis.code) == principal:
-            return False
-    days = (discharge,)
-    admitting = claim.admitting_diagnosis
-    if (
-        admitting is not msgspec.UNSET
-        and type(memo.get(("diagnosis", admitting.system, admitting.code, days))) is not _Coded
-    ):
-        return False
-    for procedure in () if claim.procedures is msgspec.UNSET else claim.procedures:
-        day = procedure.date
-        if not _is_calendar_date(day) or not admission <= day <= discharge:
-            return False
-        coded = memo.get(("icd_procedure", procedure.system, procedure.code, days))
-        if type(coded) is not _Coded or coded.patient_edits or coded.mce:
-            return False
-    return True
-
-
-def _covered(table: CodeTable, coded: _Coded, diagnoses: Sequence[_Coded], day: str) -> bool:
-    """Whether the coverage edit (``_Review.supported``) passes a service with ``diagnoses``, all of them valid."""
-    ranges = table.supporting(coded.system, coded.code, day)
-    if ranges is None:
-        return True
-    icd = [d.code for d in diagnoses if d.system == codes.ICD10CM]
-    return any(in_range(code, low, high) for code in icd for low, high in ranges)
-
-
-def _within_mue(table: CodeTable, lines: Sequence[Line], coded: list[_Coded], table_name: str) -> bool:
-    """Whether every line of valid codes and dates keeps within the MUEs of ``table_name`` (``_review_units``):
-    per line (MAI 1), or summed per code and date of service (MAI 2 and 3)."""
-    per_day: dict[tuple[str, str], list[int]] = {}
-    for i, found in enumerate(coded):
-        day = lines[i].service_date
-        limit = table.mue(found.code, day, table_name)
-        if limit is None:
-            continue
-        if limit.mai == 1:
-            if lines[i].units > limit.max_units:
-                return False
-        else:
-            per_day.setdefault((found.code, day), []).append(i)
-    for (code, day), indexes in per_day.items():
-        limit = table.mue(code, day, table_name)
-        if limit is not None and sum(lines[i].units for i in indexes) > limit.max_units:
-            return False
-    return True
-
-
-def _unbundled(table: CodeTable, lines: Sequence[Line], coded: list[_Coded], table_name: str) -> bool:
-    """Whether no NCCI pair of ``table_name`` bundles one line of valid codes and dates into another of the same
-    date (``_review_pairs``): no pair edit in effect, or one that the lines' modifiers bypass."""
-    days = [line.service_date for line in lines]
-    modifiers: list[frozenset[str]] | None = None
-    for i, first in enumerate(coded):
-        for j, second in enumerate(coded):
-            if i == j or days[j] != days[i]:
-                continue
-            edit = table.pair(first.code, second.code, days[i], table_name)
-            if edit is None or edit.modifier_indicator == "9":
-                continue
-            if edit.modifier_indicator == "0":
-                return False
-            if modifiers is None:
-                modifiers = [frozenset(m.upper() for m in line.modifiers) if line.modifiers else _NO_MODIFIERS
-                             for line in lines]  # fmt: skip
-            if not _distinct(modifiers[i], modifiers[j]):
-                return False
-    return True
-
-
-def _clean_order(order: Order, table: CodeTable, memo: dict[Any, Any]) -> bool:
-    """The fast path of a clean lab order: True when no check of ``_review_order`` can fail on it, whatever the
-    payer's policy (as ``_clean_claim`` says for a claim); False sends it to the full review."""
-    if not order.diagnoses or not _valid_npi(order.ordering_provider.npi):
-        return False
-    birth, day = order.patient.birth_date, order.collection_date
-    if not _is_calendar_date(birth) or not _is_calendar_date(day) or day < birth:
-        return False
-    if birth <= _birthday_aged(MAX_AGE + 1, day):
-        return False
-    days = (day,)
-    for role, coded_fields in (("test", order.tests), ("diagnosis", order.diagnoses)):
-        for field in coded_fields:
-            coded = memo.get((role, field.system, field.code, days))
-            if type(coded) is not _Coded or coded.patient_edits:
-                return False
-    if (memo.get(_TABLE_FACTS) or _table_facts(table, memo))[0]:  # a coverage policy: each test's support
-        dx = [memo[("diagnosis", field.system, field.code, days)] for field in order.diagnoses]
-        for field in order.tests:
-            if not _covered(table, memo[("test", field.system, field.code, days)], dx, day):
-                return False
-    return True
 
 
 def _table_facts(table: CodeTable, memo: dict[Any, Any]) -> tuple[bool, bool, bool]:
@@ -315,39 +124,31 @@ def _table_facts(table: CodeTable, memo: dict[Any, Any]) -> tuple[bool, bool, bo
     return facts
 
 
-def _modifiers_clean(table: CodeTable, memo: dict[Any, Any], written: Sequence[str], day: str) -> bool:
-    """Whether a line's modifiers pass their checks on ``day`` (no 59 with an X modifier, each one the table
-    holds), kept in the memo per modifiers and date."""
-    key = ("modifiers", tuple(written), day)
-    clean = memo.get(key)
-    if clean is None:
-        mods = frozenset(m.upper() for m in written)
-        clean = not ("59" in mods and mods & _X_MODIFIERS) and not _invalid_modifiers(table, memo, written, day)
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
-        memo[key] = clean
-    return clean  # type: ignore[no-any-return]
-
-
 def _invalid_modifiers(
     table: CodeTable, memo: dict[Any, Any], modifiers: Sequence[str], day: str
 ) -> list[tuple[int, str, str]]:
     """The modifiers of a line that the table does not hold on ``day``, as (index, modifier, validity): HCPCS
     Level II modifiers from CMS's HCPCS file; CPT's two-digit modifiers (AMA material) only once a payer has
-    loaded some."""
-    if not modifiers or not table.has_system(codes.MODIFIER):
-        return []
-    cpt_loaded = memo.get(_CPT_MODIFIERS)
-    if cpt_loaded is None:  # once per table as it is: any two-digit modifier loaded?
-        cpt_loaded = memo[_CPT_MODIFIERS] = any(table.versions(codes.MODIFIER, f"{n:02d}") for n in range(100))
+    loaded some. Kept in the memo per modifiers and date: the same few come back on line after line."""
+    key = ("modifiers", tuple(modifiers), day)
+    invalid: list[tuple[int, str, str]] | None = memo.get(key)
+    if invalid is not None:
+        return invalid
     invalid = []
-    for k, modifier in enumerate(modifiers):
-        upper = modifier.upper()
-        if upper.isdigit() and not cpt_loaded:
-            continue
-        versions = table.versions(codes.MODIFIER, upper)
-        if _version_on(versions, day) is None:
-            invalid.append((k, modifier, _validity(versions) if versions else "not a modifier the table holds"))
+    if table.has_system(codes.MODIFIER):
+        cpt_loaded = memo.get(_CPT_MODIFIERS)
+        if cpt_loaded is None:  # once per table as it is: any two-digit modifier loaded?
+            cpt_loaded = memo[_CPT_MODIFIERS] = any(table.versions(codes.MODIFIER, f"{n:02d}") for n in range(100))
+        for k, modifier in enumerate(modifiers):
+            upper = modifier.upper()
+            if upper.isdigit() and not cpt_loaded:
+                continue
+            versions = table.versions(codes.MODIFIER, upper)
+            if _version_on(versions, day) is None:
+                invalid.append((k, modifier, _validity(versions) if versions else "not a modifier the table holds"))
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[key] = invalid
     return invalid
 
 
@@ -388,8 +189,6 @@ class _Coded(NamedTuple):
     patient_edits: bool = False
     # Whether a principal diagnosis' edits (``principal``) can find anything on this code: most find nothing.
     principal_edits: bool = False
-    # The same, on a claim other than an inpatient stay (its MCE principal edits do not run there).
-    listed_edits: bool = False
 
 
 # The MCE flags that ``fits_patient`` checks: the age lists and the sex lists. Others (``qadm``, ``unacceptable``,
@@ -401,13 +200,13 @@ def _coded(system: str, code: str, version: CodeVersion, mce: frozenset[str] | N
            cms_sex: str | None = None) -> _Coded:  # fmt: skip
     limited = version.age_min is not None or version.age_max is not None or version.sex is not None
     patient = limited or cms_sex is not None or (mce is not None and not mce.isdisjoint(_PATIENT_FLAGS))
-    listed = principal = False
+    principal = False
     if system == codes.ICD10CM:
         external = "ecodepdx" in mce if mce is not None else code[0] in _EXTERNAL_CAUSE
         manifestation = "manifestation" in mce if mce is not None else version.manifestation
-        listed = version.code_first or external or manifestation
-        principal = listed or (mce is not None and ("unacceptable" in mce or "qadm" in mce))
-    return _Coded(system, code, version, mce, cms_sex, patient, principal, listed)
+        first_listed = version.code_first or external or manifestation  # edits on any claim type
+        principal = first_listed or (mce is not None and ("unacceptable" in mce or "qadm" in mce))  # on a stay
+    return _Coded(system, code, version, mce, cms_sex, patient, principal)
 
 
 class _Failure(NamedTuple):
@@ -420,9 +219,9 @@ class _Failure(NamedTuple):
 def _review_claim(claim: Claim, review: _Review) -> None:
     claim_type = PROFESSIONAL if claim.claim_type is msgspec.UNSET else claim.claim_type
     lines: Sequence[Line] = () if claim.lines is msgspec.UNSET else claim.lines
-    review.line_numbers = numbers = [line.line_number for line in lines]
-    if len(set(numbers)) < len(numbers):
-        _review_line_numbers(numbers, review)
+    review.lines = lines
+    if len({line.line_number for line in lines}) < len(lines):
+        _review_line_numbers([line.line_number for line in lines], review)
     review.npi("billing_provider.npi", claim.billing_provider.npi)
     birth = review.patient(claim.patient)
     submitted = review.submitted("submitted_at", claim.submitted_at)
@@ -430,9 +229,6 @@ def _review_claim(claim: Claim, review: _Review) -> None:
     count = len(diagnoses)
     discharge = _review_stay(claim, submitted, review) if claim_type == INPATIENT else None
     line_days: list[str | None] = []
-    # Outside a stay, a diagnosis must be valid on the dates of service of the lines that point at it; one
-    # that no line points at, on the claim's first date of service. On a stay, every code on the discharge date.
-    days_of: dict[int, set[str]] = {}
     submitted_day = submitted[:10] if submitted is not None else None
     # A field's name (``lines[2].service_date``) is spelled out only when a check on it fails.
     for i, line in enumerate(lines):
@@ -444,23 +240,22 @@ def _review_claim(claim: Claim, review: _Review) -> None:
             if submitted_day is not None and day > submitted_day:
                 review.fail("date.after_submission", f"lines[{i}].service_date", day, submitted=submitted)
         line_days.append(day)
-        pointers = line.diagnosis_pointers or ()
+        pointers = line.diagnosis_pointers
         if pointers and max(pointers) > count:
             _review_pointers(i, pointers, count, review)
-        if day is not None:
-            for pointer in pointers:
-                if pointer <= count:
-                    days_of.setdefault(pointer - 1, set()).add(day)
     known_days = [d for d in line_days if d is not None]
     first_day = min(known_days) if known_days else None
     if discharge is not None:
         known_days.append(discharge)
     review.born_within(MAX_AGE, max(known_days) if known_days else None)
     dx: list[_Coded | None] = []
+    days: tuple[str | None, ...] = (discharge,) if claim_type == INPATIENT else (first_day,)
+    # Outside a stay, a diagnosis must be valid on the dates of service of the lines that point at it; one
+    # that no line points at, on the claim's first date of service. On a stay, every code on the discharge date.
+    several = claim_type != INPATIENT and first_day is not None and first_day != max(known_days)
+    days_of = _days_of(lines, line_days, count) if several else None
     for i, diagnosis in enumerate(diagnoses):
-        if claim_type == INPATIENT:
-            days: tuple[str | None, ...] = (discharge,)
-        else:
+        if days_of is not None:
             on = days_of.get(i)
             days = (first_day,) if not on else tuple(on) if len(on) == 1 else tuple(sorted(on))
         coded = review.code("diagnosis", "diagnoses", i, diagnosis.system, diagnosis.code, days)
@@ -494,11 +289,23 @@ def _review_claim(claim: Claim, review: _Review) -> None:
             review.fits_patient("procedure", f"lines[{i}]", line.code, coded, day)
         if coverage:
             pointed = [p - 1 for p in line.diagnosis_pointers or () if p <= count] or range(count)
-            review.supported(f"lines[{i}].code", line.code, coded, [dx[p] for p in pointed], day)
+            review.supported("lines", i, line.code, coded, [dx[p] for p in pointed], day)
     if has_mue and claim_type in _MUE_TABLE:
         _review_units(lines, line_days, coded_lines, _MUE_TABLE[claim_type], review)
     if has_pairs and claim_type in _NCCI_TABLE:
         _review_pairs(lines, line_days, coded_lines, modifiers, _NCCI_TABLE[claim_type], review)
+
+
+def _days_of(lines: Sequence[Line], line_days: list[str | None], count: int) -> dict[int, set[str]]:
+    """The dates of service of the lines that point at each diagnosis (by index), for a claim whose lines are on
+    more than one date (on one, every diagnosis is judged on it)."""
+    days_of: dict[int, set[str]] = {}
+    for line, day in zip(lines, line_days, strict=True):
+        if day is not None:
+            for pointer in line.diagnosis_pointers or ():
+                if pointer <= count:
+                    days_of.setdefault(pointer - 1, set()).add(day)
+    return days_of
 
 
 def _review_pointers(index: int, pointers: list[int], count: int, review: _Review) -> None:
@@ -667,6 +474,7 @@ def _review_order(order: Order, npi: str | None, review: _Review) -> None:
     review.born_within(MAX_AGE, day)
     days = (day,)
     tests = [review.code("test", "tests", i, t.system, t.code, days) for i, t in enumerate(order.tests)]
+    coverage = review.table_facts()[0]
     dx: list[_Coded | None] = []
     for i, diagnosis in enumerate(order.diagnoses):
         coded = review.code("diagnosis", "diagnoses", i, diagnosis.system, diagnosis.code, days)
@@ -681,8 +489,8 @@ def _review_order(order: Order, npi: str | None, review: _Review) -> None:
         value = order.tests[i].code
         if coded.patient_edits:
             review.fits_patient("test", f"tests[{i}]", value, coded, day)
-        if dx and review.table.has_coverage_policy:
-            review.supported(f"tests[{i}].code", value, coded, dx, day)
+        if dx and coverage:
+            review.supported("tests", i, value, coded, dx, day)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -758,7 +566,7 @@ _ROLES = {
 class _Review:
     """The checks of one event, collecting reasons as they fail."""
 
-    __slots__ = ("birth", "kind", "line_numbers", "memo", "outcomes", "reasons", "sex", "table")
+    __slots__ = ("birth", "kind", "lines", "memo", "outcomes", "reasons", "sex", "table")
 
     def __init__(self, kind: str, table: CodeTable, policy: Policy) -> None:
         self.kind = kind
@@ -766,7 +574,7 @@ class _Review:
         self.memo = memo_of(table)  # once per event: the look-up is too slow to repeat for every code
         self.outcomes = policy.outcomes[kind]
         self.reasons: list[Reason] = []
-        self.line_numbers: list[Any] = []  # of a claim's lines, in order: a reason on lines[i] names its line
+        self.lines: Sequence[Line] = ()  # a claim's lines, in order: a reason on lines[i] names its line
         self.birth: str | None = None
         self.sex: str | None = None
 
@@ -797,7 +605,7 @@ class _Review:
     def _line_number(self, field: str) -> int | None:
         """The ``line_number`` of the claim line a field such as ``lines[2].code`` is on."""
         index = int(field[6 : field.index("]")])
-        number = self.line_numbers[index] if index < len(self.line_numbers) else None
+        number = self.lines[index].line_number if index < len(self.lines) else None
         return number if isinstance(number, int) else None
 
     def day(self, field: str, value: str) -> str | None:
@@ -979,9 +787,11 @@ class _Review:
         if "qadm" in flags:
             self.fail("diagnosis.questionable_admission", field, value, description=description)
 
-    def supported(self, field: str, value: str, coded: _Coded, diagnoses: list[_Coded | None], day: str) -> None:
-        """Coverage: some diagnosis the service points at must be one the policy says supports it. Not
-        judged while a pointed diagnosis is itself invalid (that reason comes first)."""
+    def supported(
+        self, at: str, index: int, value: str, coded: _Coded, diagnoses: list[_Coded | None], day: str
+    ) -> None:
+        """Coverage: the service ``at[index]`` must have some diagnosis it points at that the policy says supports
+        it. Not judged while a pointed diagnosis is itself invalid (that reason comes first)."""
         ranges = self.table.supporting(coded.system, coded.code, day)
         if ranges is None or any(d is None for d in diagnoses):
             return
@@ -990,7 +800,7 @@ class _Review:
             return
         policy = ", ".join(codes.with_dot(lo) if lo == hi else f"{codes.with_dot(lo)}-{codes.with_dot(hi)}"
                            for lo, hi in ranges)  # fmt: skip
-        self.fail("coverage.not_supported", field, value, day=day, policy=policy,
+        self.fail("coverage.not_supported", f"{at}[{index}].code", value, day=day, policy=policy,
                   diagnoses=", ".join(codes.with_dot(c) for c in icd) or "none")  # fmt: skip
 
     def conclude(self, event_id: str | None) -> Decision:
