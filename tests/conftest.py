@@ -124,6 +124,14 @@ SMALL_TABLE = [
         ("HCPCS-MODIFIER", "XE", True, "2015-01-01", None),
         ("HCPCS-MODIFIER", "GD", True, "2008-01-01", "2019-12-31"),
     ),
+    # CMS's place of service codes (11 office, 22 on campus outpatient hospital, 81 independent laboratory; 10,
+    # telehealth in the patient's home, from 2022-01-01).
+    *rows(
+        ("POS", "11", True, "2003-10-16", None),
+        ("POS", "22", True, "2003-10-16", None),
+        ("POS", "81", True, "2003-10-16", None),
+        ("POS", "10", True, "2022-01-01", None),
+    ),
     # A payer's internal codes and their cross-reference to external codes.
     *with_attributes(rows(("ACME-INTERNAL", "X100", True, "2024-01-01", None)), maps_to="99213", maps_to_system="CPT"),
     *rows(("ACME-INTERNAL", "X200", True, "2024-01-01", None)),
@@ -157,10 +165,11 @@ SMALL_POLICY = [
     _mce("ICD-10-CM", "G63", "manifestation"),
     _mce("ICD-10-PCS", "00F3XZZ", "noncovered"),
     _mce("ICD-10-PCS", "02WA3QZ", "lcov"),
-    # Releases loaded, with the dates each covers: ICD-10-CM FY2025 and FY2026, HCPCS for 2024-2026.
+    # Releases loaded, with the dates each covers: ICD-10-CM FY2025 and FY2026, HCPCS for 2024-2026, POS to 2025.
     policy_record(RELEASE, "ICD-10-CM:FY2025", "2024-10-01", "2025-09-30", {"system": "ICD-10-CM"}, "ICD-10-CM FY2025"),
     policy_record(RELEASE, "ICD-10-CM:FY2026", "2025-10-01", "2026-09-30", {"system": "ICD-10-CM"}, "ICD-10-CM FY2026"),
     policy_record(RELEASE, "HCPCS:2024-2026", "2024-01-01", "2026-12-31", {"system": "HCPCS"}, "HCPCS 2024-2026"),
+    policy_record(RELEASE, "POS:2003-2025", "2003-10-16", "2025-12-31", {"system": "POS"}, "POS 2003-2025"),
     # Policy rows: HbA1c is covered for diabetes (NCD 190.21: E08-E13); hand-written NCCI pairs and an MUE.
     policy_record(
         SUPPORTS, "CPT:83036>E08-E13", "2024-01-01", None, {"system": "CPT", "code": "83036", "diagnoses": "E08-E13"}

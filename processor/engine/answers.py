@@ -31,7 +31,7 @@ _REFINES: dict[str, frozenset[str] | None] = {
     "454": frozenset({"465", "490"}),  # procedure code: the principal or another procedure of a stay
 }
 # The remark (RARC) of a provider's identifier, by the entity it belongs to.
-_PROVIDER_RARC = {"85": "N257", "DK": "N265"}
+_PROVIDER_RARC = {"85": "N257", "DK": "N265", "82": "N290", "DN": "N286"}
 
 
 class Element(NamedTuple):
@@ -60,6 +60,18 @@ def claim_element(field: str) -> Element | None:
             return Element("562", "85")  # entity's NPI: the billing provider
         case ["ordering_provider", *_]:
             return Element("562", "DK")  # the ordering physician
+        case ["rendering_provider", *_] | ["lines", int(), "rendering_provider", *_]:
+            return Element("562", "82")  # the rendering provider
+        case ["referring_provider", *_]:
+            return Element("562", "DN")  # the referring provider
+        case ["member", *_]:
+            return Element("164", "IL")  # entity's contract/member number: the insured or subscriber
+        case ["replaces"]:
+            return Element("464")  # payer assigned claim control number
+        case ["charge"] | ["lines", int(), "charge"]:
+            return Element("178")  # submitted charges
+        case ["place_of_service"] | ["lines", int(), "place_of_service"]:
+            return Element("249")  # place of service
         case ["submitter_id"]:
             return Element("478")  # claim submitter's identifier
         case ["claim_id"]:

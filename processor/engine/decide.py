@@ -28,6 +28,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 import msgspec
@@ -166,6 +167,12 @@ def _review_problems(event: dict[str, Any], kind: str, problems: list[SchemaProb
     for problem in problems:
         if problem in npi_missing:
             review.fail("npi.missing", "ordering_provider.npi", None)
+        elif kind == "claim" and problem.problem == "is required" and problem.field in ("member", "member.id"):
+            review.fail("member.missing", "member.id", None)
+        elif kind == "claim" and problem.problem == "is required" and problem.field == "replaces":
+            frequency = event.get("frequency")
+            review.fail("claim.replaces_missing", "replaces", None, frequency=frequency,
+                        verb="voids" if frequency == "void" else "replaces")  # fmt: skip
         elif problem.problem == "is required":
             review.fail("event.missing_field", problem.field, None)
         else:
@@ -223,6 +230,12 @@ def _review_claim(claim: Claim, review: _Review) -> None:
     if len({line.line_number for line in lines}) < len(lines):
         _review_line_numbers([line.line_number for line in lines], review)
     review.npi("billing_provider.npi", claim.billing_provider.npi)
+    if claim.rendering_provider is not msgspec.UNSET and not _valid_npi(claim.rendering_provider.npi):
+        review.fail("npi.rendering_invalid", "rendering_provider.npi", claim.rendering_provider.npi)
+    if claim.referring_provider is not msgspec.UNSET and not _valid_npi(claim.referring_provider.npi):
+        review.fail("npi.referring_invalid", "referring_provider.npi", claim.referring_provider.npi)
+    if claim.charge is not msgspec.UNSET and lines:
+        _review_balance(claim.charge, lines, review)
     birth = review.patient(claim.patient)
     submitted = review.submitted("submitted_at", claim.submitted_at)
     diagnoses = claim.diagnoses
@@ -248,6 +261,9 @@ def _review_claim(claim: Claim, review: _Review) -> None:
     if discharge is not None:
         known_days.append(discharge)
     review.born_within(MAX_AGE, max(known_days) if known_days else None)
+    if claim.place_of_service is not msgspec.UNSET:  # the claim's, on its first date of service
+        review.code("place_of_service", "place_of_service", None, codes.POS, claim.place_of_service,
+                    (first_day or discharge,), field="place_of_service")  # fmt: skip
     dx: list[_Coded | None] = []
     days: tuple[str | None, ...] = (discharge,) if claim_type == INPATIENT else (first_day,)
     # Outside a stay, a diagnosis must be valid on the dates of service of the lines that point at it; one
@@ -273,9 +289,16 @@ def _review_claim(claim: Claim, review: _Review) -> None:
         day = line_days[i]
         coded = review.code("procedure", "lines", i, line.system, line.code, (day,))
         coded_lines.append(coded)
+        if line.place_of_service is not msgspec.UNSET:
+            review.code("place_of_service", "lines", i, codes.POS, line.place_of_service, (day,),
+                        field=f"lines[{i}].place_of_service")  # fmt: skip
+        if line.rendering_provider is not msgspec.UNSET and not _valid_npi(line.rendering_provider.npi):
+            review.fail("npi.rendering_invalid", f"lines[{i}].rendering_provider.npi", line.rendering_provider.npi)
         written = line.modifiers or None
         if written:
             mods = frozenset(m.upper() for m in written)
+            if len(mods) < len(written) or ("LT" in mods and "RT" in mods):
+                _review_modifier_pairs(i, written, review)
             if "59" in mods and mods & _X_MODIFIERS:
                 review.fail("modifier.invalid_combination", f"lines[{i}].modifiers", written)
             if day is not None:  # a modifier is checked against the table's list whatever becomes of the code
@@ -294,6 +317,37 @@ def _review_claim(claim: Claim, review: _Review) -> None:
         _review_units(lines, line_days, coded_lines, _MUE_TABLE[claim_type], review)
     if has_pairs and claim_type in _NCCI_TABLE:
         _review_pairs(lines, line_days, coded_lines, modifiers, _NCCI_TABLE[claim_type], review)
+
+
+def _review_balance(charge: str, lines: Sequence[Line], review: _Review) -> None:
+    """The claim's total charge must be the sum of its lines' (X12 CLM02 and SV102/SV203; WEDI SNIP level 3),
+    in decimals: a line that gives no charge leaves the claim unbalanced."""
+    total = Decimal(0)
+    unpriced = []
+    for line in lines:
+        if line.charge is msgspec.UNSET:
+            unpriced.append(line.line_number)
+        else:
+            total += Decimal(line.charge)
+    if unpriced or total != Decimal(charge):
+        numbers = ", ".join(map(str, unpriced))
+        without = f" (lines {numbers} give no charge)" if len(unpriced) > 1 else f" (line {numbers} gives no charge)"
+        review.fail("claim.unbalanced", "charge", charge, total=f"{total:.2f}", unpriced=without if unpriced else "")
+
+
+def _review_modifier_pairs(index: int, written: Sequence[str], review: _Review) -> None:
+    """A modifier given twice on a line, and LT with RT on one line (Medicare bills a bilateral procedure as
+    one line with modifier 50): neither is accepted silently."""
+    seen: dict[str, int] = {}
+    for k, modifier in enumerate(written):
+        upper = modifier.upper()
+        if upper in seen:
+            review.fail("modifier.repeated", f"lines[{index}].modifiers[{k}]", modifier)
+        seen.setdefault(upper, k)
+    if "LT" in seen and "RT" in seen:
+        k = max(seen["LT"], seen["RT"])
+        review.fail("modifier.both_sides", f"lines[{index}].modifiers[{k}]", written[k],
+                    other=written[min(seen["LT"], seen["RT"])])  # fmt: skip
 
 
 def _days_of(lines: Sequence[Line], line_days: list[str | None], count: int) -> dict[int, set[str]]:
@@ -560,6 +614,20 @@ _ROLES = {
         age_conflict="test.age_conflict",
         sex_conflict="test.sex_conflict",
     ),
+    # A place of service: a code of CMS's POS code set (the system is not the submitter's to name; every POS
+    # code is billable, and none has age or sex edits: those rule names are never raised for it).
+    "place_of_service": _RoleRules(
+        systems=frozenset({codes.POS}),
+        system_unknown="place_of_service.not_in_table",
+        malformed="place_of_service.malformed",
+        not_in_table="place_of_service.not_in_table",
+        not_valid_on_date="place_of_service.not_valid_on_date",
+        not_billable="place_of_service.not_in_table",
+        system_not_loaded="place_of_service.system_not_loaded",
+        date_not_covered="place_of_service.date_not_covered",
+        age_conflict="place_of_service.not_in_table",
+        sex_conflict="place_of_service.not_in_table",
+    ),
 }
 
 
@@ -640,11 +708,19 @@ class _Review:
             self.fail("npi.invalid", field, value)
 
     def code(
-        self, role: str, at: str, index: int | None, system: str, code: str, days: tuple[str | None, ...]
+        self,
+        role: str,
+        at: str,
+        index: int | None,
+        system: str,
+        code: str,
+        days: tuple[str | None, ...],
+        field: str | None = None,
     ) -> _Coded | None:
-        """Check one coded field, ``at[index]`` (``at`` alone when ``index`` is None): its system, its form, that
-        the table covers the date and has the code, billable, on ``days``; an internal code through its
-        cross-reference. None when a check failed.
+        """Check one coded field, ``at[index]`` (``at`` alone when ``index`` is None; ``field`` when the value is
+        the field itself, with no system beside it: a place of service): its system, its form, that the table
+        covers the date and has the code, billable, on ``days``; an internal code through its cross-reference.
+        None when a check failed.
 
         The answer depends only on the role, system, code, dates and table, and the same codes come back
         on event after event, so it is kept in the engine's memo of the table (``engine/memo.py``), which
@@ -658,7 +734,8 @@ class _Review:
                 memo.clear()
             memo[key] = found
         if isinstance(found, _Failure):
-            field = f"{at}.{found.part}" if index is None else f"{at}[{index}].{found.part}"
+            if field is None:
+                field = f"{at}.{found.part}" if index is None else f"{at}[{index}].{found.part}"
             self.fail(found.rule_id, field, found.value, **found.details)
             return None
         return found

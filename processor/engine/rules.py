@@ -206,6 +206,11 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("claim.unbalanced", RETURNED, RETURNED, stc("A7:400"), "16", "N379",
          "{field} is {value!r}, but the lines' charges add up to {total}{unpriced}. The claim's total charge "
          "must equal the sum of its line charges; correct the charges and resubmit.", hl7_condition="102"),
+    Rule("claim.replaces_unknown", REVIEW, REVIEW, stc("A7:464"), "16", "M47",
+         "{field} is {value!r}, which names no claim of this member that the payer holds (within the duplicate "
+         "window): nothing is {done}.",
+         review="Find claim {value!r}: if it is this member's and was paid, apply the {frequency} by hand; if it "
+                "is unknown, return the claim with the right payer claim control number (REF*F8)."),
     Rule("claim.replaces_missing", RETURNED, RETURNED, stc("A6:464"), "16", "M47",
          "{field} is required: a {frequency} names the payer's claim control number of the claim it "
          "{verb} (X12 REF*F8, from the 277CA's REF*1K). Add it and resubmit.", hl7_condition="101"),

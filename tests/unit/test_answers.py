@@ -2,7 +2,10 @@
 and docs/rules.md shows each rule's answer as the code has it.
 
 The code values below were looked up in published copies of the code lists (X12 507, 508 and 98 as
-maintained by WPC; the WPC CARC and RARC lists; HL7 v2 tables 0008, 0357 and 0516), with their meaning.
+maintained by WPC; the WPC CARC and RARC lists; HL7 v2 tables 0008, 0357 and 0516), with their meaning. Those of
+the payer's claim (issue 23: 164, 249, 400, 464; N286, N290, N379, N382, N823, M47, M77) were checked in
+copies of the X12 claim status, CARC and RARC lists (2018 and later wording; N38 and M78 are retired, so M77
+and N823 are used); X12 gives no status code for a "use modifier 50" edit, so LT with RT answers 453 with N519.
 """
 
 from __future__ import annotations
@@ -37,16 +40,21 @@ STATUSES = {
     "86": "Diagnosis and patient gender mismatch",
     "157": "Entity's Gender",
     "158": "Entity's date of birth",
+    "164": "Entity's contract/member number",
+    "178": "Submitted charges",
     "187": "Date(s) of service",
     "189": "Facility admission date",
     "190": "Facility discharge date",
     "234": "Patient discharge status",
     "247": "Line information",
+    "249": "Place of service",
     "254": "Principal diagnosis code",
     "255": "Diagnosis code",
     "453": "Procedure Code Modifier(s) for Service(s) Rendered",
     "454": "Procedure code for services rendered",
+    "400": "Claim is out of balance",
     "455": "Revenue code for services rendered",
+    "464": "Payer Assigned Claim Control Number",
     "465": "Principal Procedure Code for Service(s) Rendered",
     "474": "Procedure code and patient gender mismatch",
     "475": "Procedure code not valid for patient age",
@@ -65,9 +73,10 @@ STATUSES = {
     "796": "Procedure code not valid for date of service",
 }
 PEND_STATUSES = {"41", "45", "46", "78"}  # what a claim accepted into adjudication (A2) waits for
-ENTITY_STATUSES = {"157", "158", "562"}  # "This code requires use of an Entity Code"
+ENTITY_STATUSES = {"157", "158", "164", "562"}  # "This code requires use of an Entity Code"
 # X12 code list 98, entity identifier.
-ENTITIES = {"85": "Billing Provider", "QC": "Patient", "DK": "Ordering Physician"}
+ENTITIES = {"85": "Billing Provider", "QC": "Patient", "DK": "Ordering Physician", "IL": "Insured or Subscriber",
+            "82": "Rendering Provider", "DN": "Referring Provider"}  # fmt: skip
 CARCS = {
     "4": "The procedure code is inconsistent with the modifier used",
     "6": "The procedure/revenue code is inconsistent with the patient's age",
@@ -92,17 +101,24 @@ RARCS = {
     "M64": "Missing/incomplete/invalid other diagnosis",
     "M76": "Missing/incomplete/invalid diagnosis or condition",
     "M81": "You are required to code to the highest level of specificity",
+    "M47": "Missing/incomplete/invalid Payer Claim Control Number",
+    "M77": "Missing/incomplete/invalid/inappropriate place of service",
     "MA63": "Missing/incomplete/invalid principal diagnosis",
     "MA130": "Your claim contains incomplete and/or invalid information ... unprocessable",
     "N257": "Missing/incomplete/invalid billing provider/supplier primary identifier",
     "N265": "Missing/incomplete/invalid ordering provider primary identifier",
+    "N286": "Missing/incomplete/invalid referring provider primary identifier",
+    "N290": "Missing/incomplete/invalid rendering provider primary identifier",
     "N301": "Missing/incomplete/invalid procedure date(s)",
     "N318": "Missing/incomplete/invalid discharge or end of care date",
     "N329": "Missing/incomplete/invalid patient birth date",
     "N362": "The number of Days or Units of Service exceeds our acceptable maximum",
+    "N379": "Claim level information does not match line level information",
+    "N382": "Missing/incomplete/invalid patient identifier",
     "N386": "This decision was based on a National Coverage Determination (NCD)",
     "N425": "Statutorily excluded service(s)",
     "N519": "Invalid combination of HCPCS modifiers",
+    "N823": "Incomplete/invalid procedure modifier(s)",
 }
 # HL7 v2 table 0357, message error condition (ERR-3).
 CONDITIONS = {
@@ -118,7 +134,9 @@ CLAIM_FIELDS = [
     "claim_id", "submitter_id", "patient.birth_date", "patient.sex", "billing_provider.npi", "diagnoses[0].code",
     "diagnoses[3].system", "lines[0].code", "lines[1].modifiers[0]", "lines[0].units", "lines[0].service_date",
     "lines[0].diagnosis_pointers[1]", "lines[0].revenue_code", "lines[2]", "admission_date", "discharge_date",
-    "discharge_status", "procedures[0].code", "procedures[1].date", "procedures[2].system",
+    "discharge_status", "procedures[0].code", "procedures[1].date", "procedures[2].system", "member.id",
+    "charge", "lines[1].charge", "place_of_service", "lines[0].place_of_service", "rendering_provider.npi",
+    "lines[2].rendering_provider.npi", "referring_provider.npi", "replaces",
 ]  # fmt: skip
 
 
@@ -170,6 +188,12 @@ def test_dates_answer_with_the_most_specific_adjustment_reason():
         ("date.before_birth", "lines[0].service_date", "A8:158:QC"),  # the rule's own status names the DOB
         ("npi.invalid", "billing_provider.npi", "A7:562:85"),
         ("npi.invalid", "ordering_provider.npi", "A7:562:DK"),
+        ("event.missing_field", "member.payer_id", "A6:164:IL"),
+        ("event.invalid_field", "lines[1].charge", "A7:178"),
+        ("event.invalid_field", "lines[0].place_of_service", "A7:249"),
+        ("place_of_service.not_in_table", "lines[0].place_of_service", "A7:249"),  # the rule's own status
+        ("npi.rendering_invalid", "lines[0].rendering_provider.npi", "A7:562:82"),
+        ("claim.unbalanced", "charge", "A7:400"),
     ],
 )
 def test_the_field_makes_a_claims_answer_exact(rule_id, field, answer):

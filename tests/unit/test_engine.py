@@ -30,9 +30,11 @@ def line(
     number: int = 1,
     modifiers: tuple[str, ...] = (),
     units: float = 1,
+    **more: object,
 ) -> dict:
+    """A claim line; ``more`` adds fields (``charge``, ``place_of_service``, ``rendering_provider``)."""
     return {"line_number": number, "code": code, "system": system, "modifiers": list(modifiers), "units": units,
-            "service_date": day, "diagnosis_pointers": list(pointers)}  # fmt: skip
+            "service_date": day, "diagnosis_pointers": list(pointers), **more}  # fmt: skip
 
 
 def born(birth_date: str, sex: str = "F") -> dict:
@@ -57,6 +59,104 @@ ADULT, CHILD = {"birth_date": "1961-04-12", "sex": "M"}, {"birth_date": "2020-04
 CLAIM_CASES = [
     # (why, changes, outcome, [(reason id, field, value)])
     ("a clean claim is accepted", {}, "accepted", []),
+    # A payer's claim: who, how much, where, who rendered and referred it, what it replaces (issue 23).
+    (
+        "a claim whose charge is the sum of its lines' charges is accepted, in decimals",
+        {"charge": "107.50", "lines": [line("99213", charge="95"), line("36415", number=2, charge="12.50")]},
+        "accepted",
+        [],
+    ),
+    (
+        "a claim whose charge is not the sum of its lines' is returned",
+        {"charge": "100.00", "lines": [line("99213", charge="95.00"), line("36415", number=2, charge="12.50")]},
+        "returned",
+        [("claim.unbalanced", "charge", "100.00")],
+    ),
+    (
+        "a line with no charge leaves a charged claim unbalanced",
+        {"charge": "95.00", "lines": [line("99213", charge="95.00"), line("36415", number=2)]},
+        "returned",
+        [("claim.unbalanced", "charge", "95.00")],
+    ),
+    ("a claim with no charge at all is not balanced (JSON events may leave charges out)", {}, "accepted", []),
+    ("a place of service of CMS's list is accepted", {"place_of_service": "11"}, "accepted", []),
+    (
+        "an unknown place of service is returned",
+        {"place_of_service": "30"},
+        "returned",
+        [("place_of_service.not_in_table", "place_of_service", "30")],
+    ),
+    (
+        "a place of service that is not two digits is returned",
+        {"place_of_service": "O1"},
+        "returned",
+        [("place_of_service.malformed", "place_of_service", "O1")],
+    ),
+    (
+        "a line's place of service is checked on its own date: 10 (telehealth at home) exists from 2022",
+        {
+            "lines": [line("99213", day="2021-12-31", place_of_service="10")],
+            "diagnoses": dx("I10"),
+            "patient": ADULT,
+            "submitted_at": "2022-01-05T10:00:00Z",
+        },
+        "returned",  # (the small table's ICD-10-CM releases start in FY2025: the diagnosis is not judged)
+        [
+            ("place_of_service.not_valid_on_date", "lines[0].place_of_service", "10"),
+            ("diagnosis.date_not_covered", "diagnoses[0].code", "I10"),
+        ],
+    ),
+    (
+        "a place of service on a date no POS release covers goes to review",
+        {"place_of_service": "11", "lines": [line("99213", day="2026-01-15")], "submitted_at": "2026-01-16T09:00:00Z"},
+        "needs_review",
+        [("place_of_service.date_not_covered", "place_of_service", "11")],
+    ),
+    (
+        "a rendering provider NPI with a bad check digit is returned",
+        {"rendering_provider": {"npi": "1234567890"}},
+        "returned",
+        [("npi.rendering_invalid", "rendering_provider.npi", "1234567890")],
+    ),
+    (
+        "a line's rendering provider is checked too, and the referring provider",
+        {"lines": [line("99213", rendering_provider={"npi": "1234567891"})], "referring_provider": {"npi": "123"}},
+        "returned",
+        [
+            ("npi.referring_invalid", "referring_provider.npi", "123"),
+            ("npi.rendering_invalid", "lines[0].rendering_provider.npi", "1234567891"),
+        ],
+    ),
+    (
+        "valid rendering and referring NPIs are accepted",
+        {"rendering_provider": {"npi": "1234567893"}, "referring_provider": {"npi": "1234567893"}},
+        "accepted",
+        [],
+    ),
+    (
+        "a modifier given twice on one line is returned",
+        {"lines": [line("99213", modifiers=("RT", "RT"))]},
+        "returned",
+        [("modifier.repeated", "lines[0].modifiers[1]", "RT")],
+    ),
+    (
+        "LT and RT on one line are returned: a bilateral procedure is modifier 50",
+        {"lines": [line("99213", modifiers=("LT", "RT"))]},
+        "returned",
+        [("modifier.both_sides", "lines[0].modifiers[1]", "RT")],
+    ),
+    (
+        "a replacement that names no claim is returned",
+        {"frequency": "replacement"},
+        "returned",
+        [("claim.replaces_missing", "replaces", None)],
+    ),
+    (
+        "a claim with no member id is returned",
+        {"member": {"payer_id": "PAYER01"}},
+        "returned",
+        [("member.missing", "member.id", None)],
+    ),
     (
         "a header code is returned",
         {"diagnoses": dx("E11")},
@@ -666,6 +766,7 @@ NOT_LOADED_CASES = [
     ("ICD-10-CM", "claim", a_claim(), "diagnosis.system_not_loaded"),
     ("CPT", "claim", a_claim(), "procedure.system_not_loaded"),
     ("LOINC", "order", an_order(), "test.system_not_loaded"),
+    ("POS", "claim", a_claim(place_of_service="11"), "place_of_service.system_not_loaded"),
 ]
 
 
