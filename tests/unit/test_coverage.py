@@ -75,7 +75,7 @@ def test_the_issue_claim_is_accepted_by_processor_check(tmp_path):
                           capture_output=True, check=True, timeout=120)  # fmt: skip
     assert orjson.loads(done.stdout)["outcome"] == "accepted"
     stderr = done.stderr.decode()
-    assert f"code table covers dates of service to {LAST_DAY} (ICD-10-CM, ICD-10-PCS, MCE: " in stderr
+    assert f"code table covers dates of service to {LAST_DAY} (ICD-10-CM, ICD-10-PCS, MCE, POS: " in stderr
     assert stderr.endswith("1 accepted\n")
 
 

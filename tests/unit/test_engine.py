@@ -100,10 +100,11 @@ CLAIM_CASES = [
             "patient": ADULT,
             "submitted_at": "2022-01-05T10:00:00Z",
         },
-        "returned",  # (the small table's ICD-10-CM releases start in FY2025: the diagnosis is not judged)
+        "returned",  # (the small table's ICD-10-CM releases and CPT rows start later: they say so too)
         [
-            ("place_of_service.not_valid_on_date", "lines[0].place_of_service", "10"),
             ("diagnosis.date_not_covered", "diagnoses[0].code", "I10"),
+            ("procedure.not_valid_on_date", "lines[0].code", "99213"),
+            ("place_of_service.not_valid_on_date", "lines[0].place_of_service", "10"),
         ],
     ),
     (

@@ -142,7 +142,8 @@ def as_claim(case: dict) -> dict:
     day = case["day"]
     claim = {
         "claim_id": "CLM-MCE", "claim_type": "inpatient", "submitter_id": "SUB-1", "submitted_at": f"{day}T23:00:00Z",
-        "patient": {"birth_date": case["birth"], "sex": case["sex"]}, "billing_provider": {"npi": "1234567893"},
+        "patient": {"birth_date": case["birth"], "sex": case["sex"]}, "member": {"id": "W100000001"},
+        "billing_provider": {"npi": "1234567893"},
         "admission_date": day, "discharge_date": day, "discharge_status": "01",
         "diagnoses": [{"code": with_dot(c), "system": "ICD-10-CM"} for c in case["diagnoses"]],
         "procedures": [{"code": c, "system": "ICD-10-PCS", "date": day} for c in case["procedures"]],
