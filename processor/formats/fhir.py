@@ -551,7 +551,9 @@ def _frequency(claim: dict[str, Any], root: str, info: dict[str, tuple[int, Any]
     elif bill is not None and bill[0][2] in BILL_FREQUENCIES:
         event["frequency"], positions["frequency"] = BILL_FREQUENCIES[bill[0][2]], bill[1]
     elif prior is not None:
-        event["frequency"], positions["frequency"] = "replacement", f"{root}.related[{prior[0]}].relationship"
+        where = f"{root}.related[{prior[0]}]"
+        event["frequency"] = "replacement"
+        positions["frequency"] = f"{where}.relationship" if "relationship" in prior[1] else where
     if event.get("frequency") in ("replacement", "void"):
         positions["replaces"] = f"{root}.related"
         if prior is not None:

@@ -194,7 +194,7 @@ CLAIM_CASES = [
         "replaces": ("3-18234", "Claim.related[0].claim.identifier.value"),
     }),
     ("a related claim with an identifier and no relationship is the one replaced", related(None), {
-        "frequency": ("replacement", "Claim.related[0].relationship"),
+        "frequency": ("replacement", "Claim.related[0]"),
         "replaces": ("3-18234", "Claim.related[0].claim.identifier.value"),
     }),
     ("an associated claim is not replaced", related("associated"),
