@@ -14,16 +14,44 @@ reference's ``identifier`` (an NPI as a logical reference) counts too. What maps
   ``admitting`` as the admitting diagnosis; ``lines`` item[] (sequence, productOrService, modifier,
   quantity, serviced[x], diagnosisSequence as pointers into the diagnoses, revenue); an inpatient stay's
   ``admissionperiod`` and ``discharge-status`` supportingInfo and its ``procedure``s.
+- A Claim's payer fields. ``member`` from the Coverage of the focal ``insurance`` (else the first): ``id``
+  its subscriberId, else its identifier of type MB/MI (CARIN's memberid), else the patient's of type MB/MI;
+  ``relationship`` its relationship (subscriber-relationship: self, spouse, child; common, a common-law
+  spouse "or equivalent", is life_partner; parent, injured and other are other; X12's codes are read too;
+  any other code is unknown); ``payer_id`` the payor's identifier, else the Claim's insurer's. A claim
+  without a member id is refused by the schema (and the engine's member rule) at
+  ``Claim.insurance[n].coverage.resolve().subscriberId``, or ``Claim.insurance`` when there is no Coverage.
+  ``frequency``: ``void`` when status is ``cancelled``; else what an institutional type of bill's last digit
+  says (7 replacement, 8 void); else ``replacement`` when a ``related`` claim has relationship ``prior`` (or
+  none, with an identifier); nothing for an original (the schemas' default). ``replaces`` that related
+  claim's ``claim.identifier.value``, the payer's claim control number (``associated`` claims are not
+  replaced). ``charge`` total.value; a line's ``charge`` item.net.value, else unitPrice times quantity and factor.
+  ``place_of_service``: an item's locationCodeableConcept coding of CMS's POS code system; R4 has no
+  claim-level place, so when every item names the same one it is the claim's (as CLM05-1, the lines then
+  carry none), otherwise each item that names one keeps its own (as SV105). ``rendering_provider`` the NPI of
+  the careTeam member of role ``primary`` (or CARIN's ``rendering``), else of the one marked responsible; a
+  line's own when its careTeamSequence names another such member. ``referring_provider`` the requester of
+  the ServiceRequest ``referral`` names, else the careTeam member of CARIN's role ``referring``.
+  ``prior_authorization`` the focal insurance's preAuthRef[0]; ``facility_type`` the type of bill's first two
+  digits.
+- Amounts: orjson reads a JSON number with a fraction or an exponent as a binary float. Money is read from
+  the float's ``repr``, which for a decimal of at most 15 significant digits (money has at most 12) is the
+  number as written, and written with two decimals: 0.1 is ``0.10``, 125.50 ``125.50``, 1e2 ``100.00``. An
+  amount with more than two decimals or out of range is kept unrounded for the schema to refuse.
 - ServiceRequest: ``order_id`` the requisition (ServiceRequests of a Bundle sharing one are one order with
   several tests), else the placer identifier (type PLAC), else identifier[0], else id; ``lab_id`` the
   performer's identifier; ``ordering_provider.npi`` the requester's NPI; ``collection_date`` occurrence[x],
-  else the specimen's collection time; ``tests`` code; ``diagnoses`` reasonCode.
+  else the specimen's collection time; ``tests`` code; ``diagnoses`` reasonCode; ``member`` (optional) from
+  the first Coverage of ``insurance`` as a Claim's, else the subject's identifier of type MB/MI, and none
+  without a member id.
 
 Code systems by URI: ICD-10-CM, ICD-9-CM, ICD-10-PCS (``http://www.cms.gov/Medicare/Coding/ICD10``), CPT,
 HCPCS, LOINC; any other system keeps the last part of its URI, which the engine then names.
 
 Answers: a ClaimResponse per Claim (outcome ``complete`` accepted, ``queued`` held for review, ``error``
-returned; an error per returning reason, its code the rule id and the 277CA status, its element by the
+returned; ``identifier`` the claim control number of a claim taken in, when its decision record has one
+(system ``CLAIM_CONTROL_NUMBER_SYSTEM``: what a replacement or void names in ``related.claim.identifier``);
+an error per returning reason, its code the rule id and the 277CA status, its element by the
 R5 ``ClaimResponse.error.expression`` carried in R4 as the cross-version extension; an item per line with its
 adjudication and, for a denied line, the CARC as reason; a process note per reason held for review) and an
 OperationOutcome per order (an issue per reason: severity error or warning, code from the HL7 condition,
@@ -41,6 +69,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -74,7 +103,24 @@ ERROR_EXPRESSION = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ClaimR
 # The OperationOutcome issue type of an HL7 condition: required field missing, data type error, table value
 # not found, any other rule.
 ISSUE_TYPE = {"101": "required", "102": "value", "103": "code-invalid", "207": "business-rule"}
+# The payer claim control number the processor gives a claim it takes in (ClaimResponse.identifier).
+CLAIM_CONTROL_NUMBER_SYSTEM = "https://medical-coding-processor.github.io/claim-control-number"
 _GENDER = {"male": "M", "female": "F"}
+# CMS's place of service code set, as CARIN Blue Button and terminology.hl7.org name it (without its scheme).
+POS_URI = "www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
+# Identifier types (v2-0203) of a member id: MB member number; MI, as HL7 v2 senders use it, member id.
+MEMBER_ID_TYPES = frozenset({"MB", "MI"})
+# The patient's relationship to the subscriber: FHIR's subscriber-relationship codes (a common-law spouse "or
+# equivalent" is X12's life partner; parent and injured party are X12's other) and X12's own (SBR02, PAT01).
+RELATIONSHIPS = {
+    "self": "self", "spouse": "spouse", "child": "child", "common": "life_partner", "parent": "other",
+    "injured": "other", "other": "other",
+    "18": "self", "01": "spouse", "19": "child", "20": "employee", "53": "life_partner", "21": "unknown", "G8": "other",
+}  # fmt: skip
+# A type of bill's last digit (the claim frequency, as 837I CLM05-3): 7 replacement, 8 void.
+BILL_FREQUENCIES = {"7": "replacement", "8": "void"}
+RENDERING_ROLES = frozenset({"primary", "rendering"})  # claimcareteamrole; CARIN's C4BBClaimCareTeamRole
+REFERRING_ROLES = frozenset({"referring"})  # CARIN's C4BBClaimCareTeamRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +317,252 @@ def _patient(resource: dict[str, Any], key: str, resolve: _Resolver, root: str,
     return found
 
 
+def _money(value: Any) -> Any:
+    """A FHIR decimal (Money.value) as the schemas' money: a decimal string with two decimals (``125.50``).
+
+    orjson reads a JSON number with a fraction or an exponent as a binary float. A decimal of at most 15
+    significant digits comes back exactly from its float's ``repr`` (the shortest text that reads back to the
+    same float), and money has at most 12 (10 digits, 2 decimals): ``Decimal(repr(value))`` is the amount as
+    written, never the float's binary expansion (0.1 stays 0.1, 125.50 is 125.5, 1e2 is 100). An amount with
+    more than two decimals, a negative or one of more than 10 digits is kept as it is, unrounded, for the schema
+    to refuse at its field; a value that is no JSON number is left as it came."""
+    return _cents(Decimal(repr(value))) if _is_number(value) else value
+
+
+def _cents(amount: Decimal) -> str:
+    if not amount.is_finite():
+        return str(amount)
+    exponent = amount.normalize().as_tuple().exponent
+    return f"{amount:.2f}" if isinstance(exponent, int) and exponent >= -2 else format(amount, "f")
+
+
+def _line_charge(item: dict[str, Any], where: str) -> tuple[str, str] | None:
+    """An item's charge and its FHIRPath: ``net``, else ``unitPrice`` times ``quantity`` (1 when absent) and
+    ``factor`` (1 when absent), as FHIR defines net."""
+    net = _get(item, "net", "value")
+    if net is not None:
+        return _money(net), f"{where}.net.value"
+    price = _get(item, "unitPrice", "value")
+    if price is None:
+        return None
+    factors = [value for value in (_get(item, "quantity", "value"), item.get("factor")) if value is not None]
+    if not all(_is_number(value) for value in (price, *factors)):
+        return _money(price), f"{where}.unitPrice.value"  # not numbers: the price as it came, for the schema
+    total = Decimal(repr(price))
+    for factor in factors:
+        total *= Decimal(repr(factor))
+    return _cents(total), f"{where}.unitPrice.value"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _place_of_service(concept: Any, where: str) -> tuple[str, str] | None:
+    """The CMS place of service code of a CodeableConcept (its coding of CMS's POS code system) and its
+    FHIRPath."""
+    for number, coding in enumerate(_each(_get(concept, "coding"))):
+        if isinstance(coding, dict) and _uri(coding.get("system")) == POS_URI and isinstance(coding.get("code"), str):
+            return coding["code"], f"{where}.coding[{number}].code"
+    return None
+
+
+def _each(value: Any) -> list[Any]:
+    """A FHIR list as the body has it, or nothing when it is not a list."""
+    return value if isinstance(value, list) else []
+
+
+def _uri(system: Any) -> str:
+    """A code system URI without its scheme, a trailing ``.html`` or ``/`` (CARIN's POS URI has had each)."""
+    text = str(system).split("://", 1)[-1]
+    return text.removesuffix("/").removesuffix(".html")
+
+
+def _codes(concept: Any) -> list[tuple[int, str]]:
+    """The codes of a CodeableConcept's codings, each with its coding's index."""
+    return [(number, coding["code"]) for number, coding in enumerate(_each(_get(concept, "coding")))
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str)]  # fmt: skip
+
+
+def _typed_identifier(resource: Any, types: frozenset[str]) -> tuple[str, int] | None:
+    """The first identifier of ``resource`` whose type (v2-0203) is one of ``types``, and its index."""
+    for number, identifier in enumerate(_each(_get(resource, "identifier"))):
+        if (isinstance(identifier, dict) and isinstance(identifier.get("value"), str)
+                and any(code in types for _, code in _codes(identifier.get("type")))):  # fmt: skip
+            return identifier["value"], number
+    return None
+
+
+def _member(coverage: tuple[dict[str, Any], str] | None, patient: tuple[Any, str], resolve: _Resolver,
+            positions: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    """Who is covered, from a Coverage (and its FHIRPath): the member id is ``subscriberId``, else a Coverage
+    identifier of type MB/MI (CARIN's memberid), else one of the patient's; the patient's relationship to the
+    subscriber from ``relationship``; the payer's id from the ``payor``'s identifier."""
+    member: dict[str, Any] = {}
+    resource, where = coverage if coverage is not None else (None, "")
+    if coverage is not None:
+        positions["member"] = positions["member.id"] = f"{where}.subscriberId"
+    if isinstance(_get(resource, "subscriberId"), str):
+        member["id"] = resource["subscriberId"]  # type: ignore[index]
+    elif (found := _typed_identifier(resource, MEMBER_ID_TYPES)) is not None:
+        member["id"], positions["member.id"] = found[0], f"{where}.identifier[{found[1]}].value"
+    elif (found := _typed_identifier(patient[0], MEMBER_ID_TYPES)) is not None:
+        member["id"], positions["member.id"] = found[0], f"{patient[1]}.identifier[{found[1]}].value"
+    for number, code in _codes(_get(resource, "relationship")):
+        member["relationship"] = RELATIONSHIPS.get(code, "unknown")
+        positions["member.relationship"] = f"{where}.relationship.coding[{number}].code"
+        break
+    payor = _get(resource, "payor", 0)
+    payer = resolve.identifier(payor, None) if payor is not None else None
+    if payer is not None:
+        member["payer_id"], positions["member.payer_id"] = payer[0], f"{where}.payor[0]{payer[1]}"
+    return member
+
+
+class _CareTeam:
+    """A Claim's careTeam: who rendered the services (role ``primary``, or CARIN's ``rendering``; else the member
+    marked ``responsible``) and who referred the patient (CARIN's role ``referring``), with their NPIs."""
+
+    def __init__(self, claim: dict[str, Any], root: str, resolve: _Resolver) -> None:
+        self.root, self.resolve = root, resolve
+        self.members = [(number, member) for number, member in enumerate(_each(claim.get("careTeam")))
+                        if isinstance(member, dict)]  # fmt: skip
+        self.renderer = self._first(self.members, RENDERING_ROLES, responsible=True)
+
+    @staticmethod
+    def _first(members: list[tuple[int, dict[str, Any]]], roles: frozenset[str], responsible: bool = False) -> Any:
+        """The index of the first member with one of ``roles``, else (``responsible``) the first marked
+        responsible; None when there is none."""
+        for number, member in members:
+            if any(code in roles for _, code in _codes(member.get("role"))):
+                return number
+        if responsible:
+            return next((number for number, member in members if member.get("responsible") is True), None)
+        return None
+
+    def npi(self, number: int) -> tuple[dict[str, str], str]:
+        """The provider of careTeam ``number`` as the schemas' provider, and the FHIRPath of its NPI: no NPI
+        gives a provider without one, for the schema to name."""
+        member = dict(self.members)[number]
+        found = self.resolve.identifier(member.get("provider"))
+        where = f"{self.root}.careTeam[{number}].provider"
+        return ({"npi": found[0]}, where + found[1]) if found else ({}, where)
+
+    def rendering(self) -> tuple[dict[str, str], str] | None:
+        """The claim's rendering provider."""
+        return self.npi(self.renderer) if self.renderer is not None else None
+
+    def item_rendering(self, sequences: Any) -> tuple[dict[str, str], str] | None:
+        """An item's rendering provider, of the members its ``careTeamSequence`` names, when it is another member
+        than the claim's (as 837P 2420A is, beside 2310B)."""
+        if not isinstance(sequences, list):
+            return None
+        named = [(number, member) for number, member in self.members if member.get("sequence") in sequences]
+        own = self._first(named, RENDERING_ROLES, responsible=True)
+        return self.npi(own) if own is not None and own != self.renderer else None
+
+    def referring(self) -> tuple[dict[str, str], str] | None:
+        number = self._first(self.members, REFERRING_ROLES)
+        return self.npi(number) if number is not None else None
+
+
+def _payer_fields(claim: dict[str, Any], root: str, resolve: _Resolver, info: dict[str, tuple[int, Any]],
+                  team: _CareTeam, positions: dict[str, str], event: dict[str, Any]) -> None:  # fmt: skip
+    """What a payer's front end reads beside the codes: the member, the frequency and the claim it replaces,
+    the total charge, the rendering and referring providers, the prior authorization and the facility type."""
+    insurances = [(n, item) for n, item in enumerate(_each(claim.get("insurance"))) if isinstance(item, dict)]
+    focal = next(((n, item) for n, item in insurances if item.get("focal") is True), None)
+    number, insurance = focal or (insurances[0] if insurances else (None, None))
+    coverage = None
+    if insurance is not None:
+        coverage_where = f"{root}.insurance[{number}].coverage"
+        target = resolve(insurance.get("coverage"))
+        coverage = (target if target is not None else {}, f"{coverage_where}.resolve()")
+    positions["member"] = positions["member.id"] = f"{root}.insurance"
+    member = _member(coverage, (resolve(claim.get("patient")), f"{root}.patient.resolve()"), resolve, positions)
+    if "payer_id" not in member and member:
+        insurer = resolve.identifier(claim.get("insurer"), None)
+        if insurer is not None:
+            member["payer_id"], positions["member.payer_id"] = insurer[0], f"{root}.insurer{insurer[1]}"
+    if member:
+        event["member"] = member
+    authorization = _get(insurance, "preAuthRef", 0)
+    if authorization is not None:
+        event["prior_authorization"] = authorization
+        positions["prior_authorization"] = f"{root}.insurance[{number}].preAuthRef[0]"
+    _frequency(claim, root, info, positions, event)
+    total = _get(claim, "total", "value")
+    if total is not None:
+        event["charge"] = _money(total)
+    positions["charge"] = f"{root}.total.value"
+    rendering = team.rendering()
+    if rendering is not None:
+        event["rendering_provider"], positions["rendering_provider.npi"] = rendering
+        positions["rendering_provider"] = positions["rendering_provider.npi"]
+    referring = _referral(claim, root, resolve) or team.referring()
+    if referring is not None:
+        event["referring_provider"], positions["referring_provider.npi"] = referring
+        positions["referring_provider"] = positions["referring_provider.npi"]
+
+
+def _type_of_bill(root: str, info: dict[str, tuple[int, Any]]) -> tuple[str, str] | None:
+    """CARIN's ``typeofbill`` supportingInfo as its three digits (``0111`` is 111) and its FHIRPath; None when
+    there is none or it is not three digits."""
+    if "typeofbill" not in info:
+        return None
+    number, item = info["typeofbill"]
+    bill = _get(item, "code", "coding", 0, "code")
+    digits = bill[1:] if isinstance(bill, str) and len(bill) == 4 and bill[0] == "0" else bill
+    if not (isinstance(digits, str) and len(digits) == 3 and digits.isdigit()):
+        return None
+    return digits, f"{root}.supportingInfo[{number}].code.coding[0].code"
+
+
+def _referral(claim: dict[str, Any], root: str, resolve: _Resolver) -> tuple[dict[str, str], str] | None:
+    """The referring provider of ``Claim.referral``: the requester of the ServiceRequest it names."""
+    request = resolve(claim.get("referral"))
+    if request is None or request.get("resourceType") != "ServiceRequest":
+        return None
+    where = f"{root}.referral.resolve().requester"
+    found = resolve.identifier(request.get("requester"))
+    return ({"npi": found[0]}, where + found[1]) if found else ({}, where)
+
+
+def _frequency(claim: dict[str, Any], root: str, info: dict[str, tuple[int, Any]], positions: dict[str, str],
+               event: dict[str, Any]) -> None:  # fmt: skip
+    """A void (``status`` cancelled), an institutional claim's type of bill of frequency 7 (replacement) or 8
+    (void), or a replacement (a ``related`` claim of relationship ``prior``, or of none), in that order; and the
+    payer's claim control number of the claim it names (that related claim's ``claim.identifier``). The type of
+    bill also gives the facility type (its first two digits). A related claim of relationship ``associated`` is
+    not one it replaces."""
+    prior = None
+    for number, related in enumerate(_each(claim.get("related"))):
+        if not isinstance(related, dict):
+            continue
+        codes = [code for _, code in _codes(related.get("relationship"))]
+        if "prior" in codes or (not codes and _get(related, "claim", "identifier", "value") is not None):
+            prior = number, related
+            break
+    bill = _type_of_bill(root, info)
+    if bill is not None:
+        event["facility_type"], positions["facility_type"] = bill[0][:2], bill[1]
+    if claim.get("status") == "cancelled":
+        event["frequency"], positions["frequency"] = "void", f"{root}.status"
+    elif bill is not None and bill[0][2] in BILL_FREQUENCIES:
+        event["frequency"], positions["frequency"] = BILL_FREQUENCIES[bill[0][2]], bill[1]
+    elif prior is not None:
+        where = f"{root}.related[{prior[0]}]"
+        event["frequency"] = "replacement"
+        positions["frequency"] = f"{where}.relationship" if "relationship" in prior[1] else where
+    if event.get("frequency") in ("replacement", "void"):
+        positions["replaces"] = f"{root}.related"
+        if prior is not None:
+            positions["replaces"] = f"{root}.related[{prior[0]}].claim.identifier.value"
+            replaced = _get(prior[1], "claim", "identifier", "value")
+            if replaced is not None:
+                event["replaces"] = replaced
+
+
 def _claim(claim: dict[str, Any], resolve: _Resolver) -> FhirEntry:
     root = "Claim"
     positions: dict[str, str] = {}
@@ -303,7 +595,11 @@ def _claim(claim: dict[str, Any], resolve: _Resolver) -> FhirEntry:
     event["billing_provider"] = {"npi": npi[0]} if npi else {}
     positions["billing_provider.npi"] = f"{root}.provider" + (npi[1] if npi else "")
     event["diagnoses"], sequences = _diagnoses(claim, root, positions, event)
-    event["lines"] = _lines(claim, root, positions, sequences)
+    team = _CareTeam(claim, root, resolve)
+    event["lines"], place = _lines(claim, root, positions, sequences, team)
+    if place is not None:
+        event["place_of_service"] = place
+    _payer_fields(claim, root, resolve, info, team, positions, event)
     if event["claim_type"] == "inpatient":
         _stay(claim, root, info, positions, event)
     event = {key: value for key, value in event.items() if value is not None}
@@ -343,8 +639,9 @@ def _diagnoses(claim: dict[str, Any], root: str, positions: dict[str, str],
     return diagnoses, sequences
 
 
-def _lines(claim: dict[str, Any], root: str, positions: dict[str, str], sequences: dict[Any, int]) -> list:
-    lines = []
+def _lines(claim: dict[str, Any], root: str, positions: dict[str, str], sequences: dict[Any, int],
+           team: _CareTeam) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+    lines, places = [], []
     for number, item in enumerate(claim.get("item", ()) or ()):
         if not isinstance(item, dict):
             continue
@@ -380,8 +677,30 @@ def _lines(claim: dict[str, Any], root: str, positions: dict[str, str], sequence
         positions[f"{prefix}.diagnosis_pointers"] = f"{where}.diagnosisSequence"
         for j in range(len(pointers)):
             positions[f"{prefix}.diagnosis_pointers[{j}]"] = f"{where}.diagnosisSequence[{j}]"
+        charge = _line_charge(item, where)
+        if charge is not None:
+            line["charge"], positions[f"{prefix}.charge"] = charge
+        places.append(_place_of_service(item.get("locationCodeableConcept"), f"{where}.locationCodeableConcept"))
+        rendering = team.item_rendering(item.get("careTeamSequence"))
+        if rendering is not None:
+            line["rendering_provider"], positions[f"{prefix}.rendering_provider.npi"] = rendering
+            positions[f"{prefix}.rendering_provider"] = positions[f"{prefix}.rendering_provider.npi"]
         lines.append(line)
-    return lines
+    return lines, _places(lines, places, positions)
+
+
+def _places(lines: list[dict[str, Any]], places: list[tuple[str, str] | None],
+            positions: dict[str, str]) -> str | None:  # fmt: skip
+    """R4 has no claim-level place of service: when every item names the same one, it is the claim's (as an
+    837P's CLM05-1, which its lines do not repeat); otherwise each item that names one keeps its own (SV105)."""
+    codes = {place[0] for place in places if place is not None}
+    if lines and len(codes) == 1 and None not in places:
+        code, positions["place_of_service"] = places[0]  # type: ignore[misc]
+        return code
+    for index, (line, place) in enumerate(zip(lines, places, strict=True)):
+        if place is not None:
+            line["place_of_service"], positions[f"lines[{index}].place_of_service"] = place
+    return None
 
 
 def _stay(claim: dict[str, Any], root: str, info: dict[str, tuple[int, Any]], positions: dict[str, str],
@@ -434,6 +753,9 @@ def _order(requests: list[tuple[dict[str, Any], str]], resolve: _Resolver) -> Fh
         "ordering_provider": {"npi": npi[0]} if npi else {},
         "patient": _patient(first, "subject", resolve, root, positions),
     }
+    member = _order_member(first, root, resolve, positions)
+    if member is not None:
+        event["member"] = member
     collected, where = _collection(first, root, resolve)
     if collected is not None:
         event["collection_date"] = _date(collected)
@@ -460,6 +782,25 @@ def _order(requests: list[tuple[dict[str, Any], str]], resolve: _Resolver) -> Fh
     event["tests"], event["diagnoses"] = tests, diagnoses
     event = {key: value for key, value in event.items() if value is not None}
     return FhirEntry("order", event, positions, first)
+
+
+def _order_member(request: dict[str, Any], root: str, resolve: _Resolver,
+                  positions: dict[str, str]) -> dict[str, Any] | None:  # fmt: skip
+    """An order's member (optional): from the first Coverage of ``insurance``, else the subject's identifier of
+    type MB/MI; None when neither gives a member id."""
+    coverage = None
+    for number, reference in enumerate(_each(request.get("insurance"))):
+        target = resolve(reference)
+        if target is not None and target.get("resourceType") == "Coverage":
+            coverage = target, f"{root}.insurance[{number}].resolve()"
+            break
+    found: dict[str, str] = {}
+    member = _member(coverage, (resolve(request.get("subject")), f"{root}.subject.resolve()"), resolve, found)
+    if "id" not in member:
+        return None
+    found.setdefault("member", found["member.id"])
+    positions.update(found)
+    return member
 
 
 def _collection(request: dict[str, Any], root: str, resolve: _Resolver) -> tuple[Any, str]:
@@ -507,6 +848,8 @@ def build_claim_response(entry: FhirEntry, decision: dict[str, Any], *, created_
         "outcome": {"accepted": "complete", "needs_review": "queued", "returned": "error"}[outcome],
         "disposition": _disposition(decision),
     }
+    if isinstance(decision.get("claim_control_number"), str):
+        response["identifier"] = [{"system": CLAIM_CONTROL_NUMBER_SYSTEM, "value": decision["claim_control_number"]}]
     if isinstance(claim.get("id"), str):
         response["request"] = {"reference": f"Claim/{claim['id']}"}
     elif isinstance(_get(claim, "identifier", 0), dict):

@@ -11,6 +11,9 @@ event in the order schema and the position of every value it took (``tests[1].co
   whose identifier type, XCN-13, or assigning authority, XCN-9, says NPI, or says nothing).
 - ``patient``: PID-7 (birth date) and PID-8 (sex: M, F, anything else U); an empty field is left out, so the
   engine answers "required field missing" (HL7 101) at it.
+- ``member`` (optional): ``id`` the first PID-3 repetition whose identifier type (CX-5) is MB or MI, else
+  IN1-36 (policy number) of the first IN1; ``payer_id`` IN1-3.1 (insurance company id). No member id, no
+  member. Its position names the repetition: ``PID-3(2).1``, ERR-2 ``PID^1^3^2^1``.
 - ``collection_date``: OBR-7 of the order's first OBR, else SPM-17 (OML's specimen), else TQ1-7.
 - ``tests``: OBR-4 (code, coding system: LN LOINC, C4 CPT, HCPCS), one per OBR; ``diagnoses``: DG1-3 of the
   order's OBRs (I10C / I10 ICD-10-CM, I9C ICD-9-CM).
@@ -53,6 +56,8 @@ from processor.formats.positions import position_of
 ICD9CM = "ICD-9-CM"
 SUPPORTED_MESSAGES = {("ORM", "O01"), ("OML", "O21")}
 SUPPORTED_VERSIONS = frozenset({"2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6"})
+# PID-3 identifier types (CX-5, table 0203) of a member id: MB member number, MI member identification.
+MEMBER_ID_TYPES = frozenset({"MB", "MI"})
 RESPONSE_VERSION = "2.5.1"
 # HL7 table 0396 coding systems, as the project names them.
 CODING_SYSTEMS = {
@@ -71,32 +76,39 @@ _SEVERITY = {"AA": 0, "AE": 1, "AR": 2}
 
 class Hl7Position(NamedTuple):
     """Where a value sits in an HL7 v2 message: the segment, which occurrence of it (``sequence``, 1 for the
-    first OBR), the field, the component, and the segment's ordinal in the message (MSH = 1)."""
+    first OBR), the field, the component, the segment's ordinal in the message (MSH = 1), and which repetition
+    of the field (1 for the first: PID-3 repeats, one identifier each)."""
 
     segment: str
     sequence: int
     field: int
     component: int | None
     ordinal: int
+    repetition: int = 1
 
     def __str__(self) -> str:
-        """``OBR-4.1 (segment 5)``."""
+        """``OBR-4.1 (segment 5)``; ``PID-3(2).1 (segment 2)`` for a field's second repetition."""
         component = f".{self.component}" if self.component else ""
-        return f"{self.segment}-{self.field}{component} (segment {self.ordinal})"
+        repetition = f"({self.repetition})" if self.repetition > 1 else ""
+        return f"{self.segment}-{self.field}{repetition}{component} (segment {self.ordinal})"
 
     @property
     def erl(self) -> str:
-        """The ERR-2 error location (ERL): ``OBR^2^4`` or, for a component, ``OBR^2^4^1^1``."""
+        """The ERR-2 error location (ERL): ``OBR^2^4``, for a component ``OBR^2^4^1^1``, for a repetition of a
+        field ``PID^1^3^2^1``."""
         base = f"{self.segment}^{self.sequence}^{self.field}"
-        return f"{base}^1^{self.component}" if self.component else base
+        if self.component:
+            return f"{base}^{self.repetition}^{self.component}"
+        return f"{base}^{self.repetition}" if self.repetition > 1 else base
 
 
 # A position made without NamedTuple's keyword handling: a message makes a few dozen.
 _at = functools.partial(tuple.__new__, Hl7Position)
 
 
-def _position(segment: str, sequence: int, field: int, component: int | None, ordinal: int) -> Hl7Position:
-    return _at((segment, sequence, field, component, ordinal))
+def _position(segment: str, sequence: int, field: int, component: int | None, ordinal: int,
+              repetition: int = 1) -> Hl7Position:  # fmt: skip
+    return _at((segment, sequence, field, component, ordinal, repetition))
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,13 +293,16 @@ class _Reader:
         self.pid: str | None = None
         self.patient: dict[str, str] = {}
         self.patient_positions: dict[str, Hl7Position] = {}
+        self.member_id: tuple[str, Hl7Position] | None = None  # PID-3 of type MB or MI
+        self.policy: tuple[str, Hl7Position] | None = None  # IN1-36
+        self.payer: tuple[str, Hl7Position] | None = None  # IN1-3
         self.groups: list[_Group] = []
         self.counts: dict[str, int] = {"MSH": 1}
 
     def read(self, segments: list[str]) -> None:
         separator, counts, well_formed = self.encoding.field, self.counts, set()
         handlers = {"PID": self._pid, "ORC": self._orc, "OBR": self._obr, "DG1": self._dg1, "SPM": self._spm,
-                    "TQ1": self._tq1}  # fmt: skip
+                    "TQ1": self._tq1, "IN1": self._in1}  # fmt: skip
         for ordinal, segment in enumerate(segments[1:], start=2):
             segment_id = segment[:3]
             if segment_id not in well_formed:
@@ -326,6 +341,34 @@ class _Reader:
             self.patient["birth_date"] = _date(birth)
         if sex:
             self.patient["sex"] = sex if sex in ("M", "F") else "U"
+        identifiers = fields[3] if len(fields) > 3 else ""
+        for repetition, text in enumerate(identifiers.split(self.encoding.repetition), start=1):
+            parts = text.split(self.encoding.component)
+            kind = parts[4].split(self.encoding.subcomponent)[0].upper() if len(parts) > 4 else ""
+            if parts[0] and kind in MEMBER_ID_TYPES:
+                self.member_id = (self._value(parts[0]), _position("PID", sequence, 3, 1, ordinal, repetition))
+                break
+
+    def _in1(self, fields: list[str], sequence: int, ordinal: int, segment: str) -> None:
+        if sequence > 1:
+            return  # the first insurance (IN1-1 set id 1) is the one billed first
+        insurer = self._components(fields, 3)[0]
+        policy = self._components(fields, 36)[0]
+        if insurer:
+            self.payer = (insurer, _position("IN1", sequence, 3, 1, ordinal))
+        if policy:
+            self.policy = (policy, _position("IN1", sequence, 36, None, ordinal))
+
+    def member(self, positions: dict[str, Hl7Position]) -> dict[str, str] | None:
+        """The patient's member id (PID-3 of type MB/MI, else IN1-36) and payer (IN1-3); None without an id."""
+        found = self.member_id or self.policy
+        if found is None:
+            return None
+        member = {"id": found[0]}
+        positions["member"] = positions["member.id"] = found[1]
+        if self.payer is not None:
+            member["payer_id"], positions["member.payer_id"] = self.payer
+        return member
 
     def _orc(self, fields: list[str], sequence: int, ordinal: int, segment: str) -> None:
         placer = self._components(fields, 2)[0]
@@ -413,6 +456,9 @@ class _Reader:
         }
         if provider:
             positions["ordering_provider.npi"] = positions["ordering_provider"] = provider[1]
+        member = self.member(positions)
+        if member is not None:
+            event["member"] = member
         when = collection or fallback
         if when and when[0]:
             event["collection_date"] = _date(when[0])

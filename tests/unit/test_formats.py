@@ -435,10 +435,12 @@ def test_orm_o01_gives_an_order_per_orc_group(orm):
     assert orm.failure is None
     assert [order.event for order in orm.orders] == [
         {"order_id": "MGF-LAB-77001", "lab_id": "PRL", "ordering_provider": {"npi": "1453627188"},
-         "patient": {"birth_date": "1961-04-12", "sex": "F"}, "collection_date": "2025-11-03",
+         "patient": {"birth_date": "1961-04-12", "sex": "F"}, "member": {"id": "LHP771204953"},
+         "collection_date": "2025-11-03",
          "tests": [{"code": "4548-4", "system": "LOINC"}], "diagnoses": [{"code": "E11.9", "system": "ICD-10-CM"}]},
         {"order_id": "MGF-LAB-77002", "lab_id": "PRL", "ordering_provider": {"npi": "1453627188"},
-         "patient": {"birth_date": "1961-04-12", "sex": "F"}, "collection_date": "2025-11-03",
+         "patient": {"birth_date": "1961-04-12", "sex": "F"}, "member": {"id": "LHP771204953"},
+         "collection_date": "2025-11-03",
          "tests": [{"code": "2093-4", "system": "LOINC"}], "diagnoses": [{"code": "E78.5", "system": "ICD-10-CM"}]},
     ]  # fmt: skip
     for order in orm.orders:
@@ -454,9 +456,9 @@ HL7_POSITION_CASES = [
     ("orm-o01.hl7", 1, "tests[0].system", "OBR-4.3 (segment 8)", "OBR^2^4^1^3"),
     ("orm-o01.hl7", 1, "diagnoses[0].code", "DG1-3.1 (segment 9)", "DG1^2^3^1^1"),
     ("orm-o01.hl7", 1, "lab_id", "MSH-6.1 (segment 1)", "MSH^1^6^1^1"),
-    ("oml-o21.hl7", 0, "collection_date", "SPM-17.1 (segment 8)", "SPM^1^17^1^1"),  # OBR-7 empty: the specimen's
-    ("oml-o21.hl7", 1, "collection_date", "OBR-7.1 (segment 10)", "OBR^2^7^1^1"),
-    ("oml-o21.hl7", 1, "tests[0].system", "OBR-4.3 (segment 10)", "OBR^2^4^1^3"),
+    ("oml-o21.hl7", 0, "collection_date", "SPM-17.1 (segment 9)", "SPM^1^17^1^1"),  # OBR-7 empty: the specimen's
+    ("oml-o21.hl7", 1, "collection_date", "OBR-7.1 (segment 11)", "OBR^2^7^1^1"),
+    ("oml-o21.hl7", 1, "tests[0].system", "OBR-4.3 (segment 11)", "OBR^2^4^1^3"),
 ]
 
 
