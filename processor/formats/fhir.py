@@ -174,15 +174,23 @@ def parse_fhir(raw: bytes) -> ParsedFhir:
     kind = body["resourceType"]
     reference = f"{kind[:40]}/{body['id'][:64]}" if isinstance(body.get("id"), str) and body["id"] else None
     if kind == "Bundle":
-        return replace(_read_bundle(body), reference=reference)
+        try:
+            return replace(_read_bundle(body), reference=reference)
+        except (TypeError, AttributeError, KeyError):  # as below, for a resource of the Bundle
+            wrong = FhirError("structure", "a field of a resource of the Bundle is not of the type FHIR R4 gives it")
+            return ParsedFhir((), True, wrong, reference=reference)
     if kind not in ("Claim", "ServiceRequest"):
         unsupported = FhirError("not-supported", f"resourceType {kind[:40]!r} is not Claim, ServiceRequest or "
                                 "Bundle", "resourceType")  # fmt: skip
         return ParsedFhir((), error=unsupported, reference=reference)
-    resolver = _Resolver(body, {})
-    if kind == "Claim":
-        return ParsedFhir((_claim(body, resolver),), reference=reference)
-    return ParsedFhir((_order([(body, "ServiceRequest")], resolver),), reference=reference)
+    try:
+        resolver = _Resolver(body, {})
+        if kind == "Claim":
+            return ParsedFhir((_claim(body, resolver),), reference=reference)
+        return ParsedFhir((_order([(body, "ServiceRequest")], resolver),), reference=reference)
+    except (TypeError, AttributeError, KeyError):  # a field of another shape than FHIR's ("item": 5): named, not raised
+        wrong = FhirError("structure", f"a field of the {kind} is not of the type FHIR R4 gives it (a list, an object)")
+        return ParsedFhir((), error=wrong, reference=reference)
 
 
 def _read_bundle(bundle: dict[str, Any]) -> ParsedFhir:

@@ -483,3 +483,18 @@ def test_the_acknowledgments_still_echo_the_pid_as_received(table):  # noqa: F81
     records = [decide(order.event, "order", table).as_record(order.event, DECIDED_AT) for order in parsed.orders]
     ack = build_hl7_response(parsed, records, control_id="LAB-ACK-9", created_at=NOW)
     assert ack.split("\r")[2].startswith("ERR||OBR^2^4^1^1|")  # the planted mistake, located as before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"resourceType": "Claim", "item": 5},
+        {"resourceType": "Claim", "diagnosis": "E11.9"},
+        {"resourceType": "ServiceRequest", "contained": 3},
+        {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Claim", "procedure": 1}}]},
+    ],
+    ids=["item a number", "diagnosis a string", "contained a number", "in a Bundle"],
+)
+def test_a_field_of_another_shape_than_fhirs_is_an_error_not_an_exception(body):
+    parsed = parse_fhir(json.dumps(body).encode())
+    assert parsed.entries == () and parsed.error is not None and parsed.error.code == "structure"
