@@ -489,11 +489,11 @@ def test_the_acknowledgments_still_echo_the_pid_as_received(table):  # noqa: F81
     "body",
     [
         {"resourceType": "Claim", "item": 5},
-        {"resourceType": "Claim", "diagnosis": "E11.9"},
+        {"resourceType": "Claim", "diagnosis": 9},
         {"resourceType": "ServiceRequest", "contained": 3},
-        {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Claim", "procedure": 1}}]},
+        {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Claim", "item": 1}}]},
     ],
-    ids=["item a number", "diagnosis a string", "contained a number", "in a Bundle"],
+    ids=["item a number", "diagnosis a number", "contained a number", "in a Bundle"],
 )
 def test_a_field_of_another_shape_than_fhirs_is_an_error_not_an_exception(body):
     parsed = parse_fhir(json.dumps(body).encode())
