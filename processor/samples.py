@@ -4,7 +4,8 @@ Claims carry about three diagnoses and three lines; orders one to three tests. O
 inpatient stay (837I: admission and discharge dates, ICD-10-PCS procedures, no lines), one in ten an
 outpatient claim (lines with revenue codes); the rest are professional. A share of the events carries the
 mistakes that payers and labs see every day: header codes, malformed codes, a code used on a date it is not
-valid, an unknown code system, a bad NPI, an order without a diagnosis; on a stay, a principal diagnosis
+valid, an unknown code system, a bad NPI (billing or rendering), an unbalanced total charge, no member id, an
+unknown place of service, an order without a diagnosis; on a stay, a principal diagnosis
 CMS's code editor does not accept, a secondary repeating the principal, a discharge before the admission.
 Providers come from a pool of 500 (made-up NPIs), as a payer hears from the same offices all day, and
 patients from a pool of 20,000 members (a member id, the subscriber's birth date and sex; one claim in five is
@@ -174,7 +175,7 @@ def stay(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
 
 
 def _spoil_claim(rng: random.Random, event: dict[str, Any]) -> None:
-    mistake = rng.randrange(6)
+    mistake = rng.randrange(10)
     if mistake == 0:
         event["diagnoses"][0]["code"] = rng.choice(HEADERS)
     elif mistake == 1:
@@ -189,8 +190,17 @@ def _spoil_claim(rng: random.Random, event: dict[str, Any]) -> None:
     elif mistake == 4:
         npi_ = event["billing_provider"]["npi"]
         event["billing_provider"]["npi"] = npi_[:9] + str((int(npi_[9]) + 1) % 10)
-    else:
+    elif mistake == 5:
         event["lines"][0]["code"] = "9921"
+    elif mistake == 6:  # the total left as it was before a line's charge changed
+        event["charge"] = f"{Decimal(event['charge']) + 10:.2f}"
+    elif mistake == 7:
+        event.pop("member")  # the insurance card not read
+    elif mistake == 8 and "place_of_service" in event:
+        event["place_of_service"] = "00"  # no such place of service
+    else:
+        npi_ = event["billing_provider"]["npi"]  # the rendering provider's NPI typed one digit off
+        event["rendering_provider"] = {"npi": npi_[:9] + str((int(npi_[9]) + 3) % 10)}
 
 
 def order(rng: random.Random, number: int, bad: bool) -> dict[str, Any]:
