@@ -13,15 +13,25 @@ What maps where:
   other institutional bills, whose revenue-code lines the engine checks as outpatient lines).
 - ``submitter_id``: 1000A NM109; ``submitted_at``: BHT04 and BHT05 (X12 carries no time zone: read as UTC).
 - ``patient``: DMG of 2010CA when the claim sits under a patient level (HL 23), else of 2010BA.
-- ``billing_provider.npi``: 2010AA NM109.
+- ``member``: ``id`` 2010BA NM1*IL NM109 (a subscriber level without one gives a claim without ``member``,
+  which the engine returns); ``relationship`` PAT01 of the patient level (01 spouse, 19 child, 20 employee,
+  53 life_partner, 21 unknown, any other code other), else SBR02 18 ``self``; ``payer_id`` 2010BB NM1*PR NM109.
+- ``billing_provider.npi``: 2010AA NM109; ``rendering_provider.npi``: NM1*82 NM109 of 2310B (837P) or 2310D
+  (837I); ``referring_provider.npi``: NM1*DN NM109 of 2310A (837P) or 2310F (837I).
+- ``charge``: CLM02, as a decimal string with two decimals (``125.5`` is ``125.50``; an amount the schema
+  cannot take, negative or not a number, as written). ``place_of_service`` (837P) or ``facility_type``
+  (837I): CLM05-1. ``frequency``: CLM05-3, 7 ``replacement``, 8 ``void``, any other ``original`` (1, the
+  default, is left out). ``replaces``: REF*F8; ``prior_authorization``: REF*G1.
 - ``diagnoses``: HI, ABK principal first then ABF (and ABN external cause) in order; BK/BF/BN (ICD-9-CM) keep
   their system, which the engine returns; ABJ is the ``admitting_diagnosis``; BBR and BBQ are the stay's
   ICD-10-PCS ``procedures`` with their dates.
-- ``lines``: LX01 line number; SV1 (837P: HC code, modifiers, units SV104, pointers SV107) or SV2 (837I:
-  revenue code SV201, HC code SV202, units SV205); date of service DTP*472 (an 837I line without one takes
-  the statement's first day). HC codes of five characters ending in a digit, F, T or U are CPT; other HC
-  codes HCPCS. An institutional line with no HCPCS code (room and board) carries nothing to check and is left
-  out.
+- ``lines``: LX01 line number; SV1 (837P: HC code, modifiers, charge SV102, units SV104, place of service
+  SV105 where it differs from CLM05-1, pointers SV107) or SV2 (837I: revenue code SV201, HC code SV202,
+  charge SV203, units SV205); date of service DTP*472 (an 837I line without one takes the statement's first
+  day); ``rendering_provider.npi`` NM1*82 NM109 of 2420A (837P) or 2420C (837I). HC codes of five
+  characters ending in a digit, F, T or U are CPT; other HC codes HCPCS. An institutional line with no HCPCS
+  code (room and board) carries nothing to check and is left out, though its charge is in CLM02: the lines of
+  an 837I claim event need not add up to its ``charge``.
 - Inpatient stay: ``admission_date`` DTP*435, ``discharge_date`` the statement's last day (DTP*434),
   ``discharge_status`` CL103.
 
@@ -280,6 +290,7 @@ class _Person:
     birth_date: str = ""
     sex: str = ""
     dmg: int = 0  # ordinal of its DMG segment
+    ordinal: int = 0  # ordinal of its NM1 segment (0: the level has none)
 
 
 _Coded = tuple[dict[str, str], dict[str, X12Position]]  # a code's values and their positions
@@ -312,6 +323,10 @@ class _Claim:
     admission: tuple[str, X12Position] | None = None
     discharge_status: tuple[str, X12Position] | None = None
     clearinghouse_trace: str | None = None
+    member: dict[str, str] = field(default_factory=dict)
+    place: str = ""  # CLM05-1: the place of service (837P) or facility type (837I)
+    references: dict[str, tuple[str, X12Position]] = field(default_factory=dict)  # replaces, prior_authorization
+    providers: dict[str, tuple[str, X12Position]] = field(default_factory=dict)  # rendering_provider, ...
 
 
 def _get(elements: list[str], index: int) -> str:
@@ -343,6 +358,10 @@ class _Reader:
         self.subscriber: _Person | None = None
         self.patient: _Person | None = None
         self.person: _Person | None = None  # whose DMG comes next
+        self.subscriber_hl = 0  # ordinal of the subscriber level's HL
+        self.relationship: tuple[str, X12Position] | None = None  # SBR02 of the subscriber level
+        self.patient_relationship: tuple[str, X12Position] | None = None  # PAT01 of the patient level
+        self.payer: tuple[str, X12Position] | None = None  # 2010BB NM1*PR NM109
         self.claim: _Claim | None = None
         self.line: _Line | None = None
         self.in_other_subscriber = False  # 2320/2330 loops of a claim
@@ -350,7 +369,7 @@ class _Reader:
     def read(self) -> None:
         handlers = {
             "BHT": self._bht, "NM1": self._nm1, "HL": self._hl, "SBR": self._sbr, "DMG": self._dmg,
-            "CLM": self._clm, "DTP": self._dtp, "HI": self._hi, "CL1": self._cl1, "REF": self._ref,
+            "PAT": self._pat, "CLM": self._clm, "DTP": self._dtp, "HI": self._hi, "CL1": self._cl1, "REF": self._ref,
             "LX": self._lx, "SV1": self._sv1, "SV2": self._sv2, "SE": self._se,
         }  # fmt: skip
         known = SEGMENTS_837
@@ -379,10 +398,11 @@ class _Reader:
         self.submitted_at = f"{_date(day)}T{hhmmss[:2]}:{hhmmss[2:4]}:{hhmmss[4:6]}Z"
 
     def _nm1(self, elements: list[str], ordinal: int) -> None:
-        if self.claim is not None:  # 2310x providers, 2330x other payers, 2420x line providers: not mapped
-            self.loop = "2420" if self.line else "2330" if self.in_other_subscriber else "2310"
-            return
         entity = _get(elements, 1)
+        if self.claim is not None:  # 2310x and 2420x providers; 2330x other payers: not mapped
+            self.loop = "2420" if self.line else "2330" if self.in_other_subscriber else "2310"
+            self._provider(entity, _get(elements, 9), ordinal)
+            return
         party = Party(_get(elements, 3), _get(elements, 9), _get(elements, 8), _get(elements, 2), _get(elements, 4))
         if entity == "41":
             self.loop, self.submitter = "1000A", party
@@ -394,12 +414,13 @@ class _Reader:
             self.billing_position = position(("2010AA", "NM1", ordinal, 9, None, "67"))
         elif entity == "IL":
             self.loop = "2010BA"
-            self.subscriber = self.person = _Person("2010BA", party)
+            self.subscriber = self.person = _Person("2010BA", party, ordinal=ordinal)
         elif entity == "QC":
             self.loop = "2010CA"
-            self.patient = self.person = _Person("2010CA", party)
+            self.patient = self.person = _Person("2010CA", party, ordinal=ordinal)
         elif entity == "PR":
             self.loop = "2010BB"
+            self.payer = (party.id, position(("2010BB", "NM1", ordinal, 9, None, "67")))
         elif entity in ("87", "PE"):
             self.loop = "2010AB" if entity == "87" else "2010AC"
 
@@ -410,14 +431,23 @@ class _Reader:
         if self.level == "20":
             self.billing, self.billing_position, self.subscriber, self.patient = Party("", ""), None, None, None
         elif self.level == "22":
-            self.subscriber = self.patient = None
+            # the subscriber level's member as far as it goes: a level without NM1*IL gives a claim without one
+            self.subscriber, self.patient, self.subscriber_hl = _Person("2010BA", Party("", "")), None, ordinal
+            self.relationship = self.payer = None
         elif self.level == "23":
             self.patient = None
+        self.patient_relationship = None
         self.person = None
 
     def _sbr(self, elements: list[str], ordinal: int) -> None:
         if self.claim is not None:
             self.in_other_subscriber, self.loop = True, "2320"
+        elif self.level == "22":
+            self.relationship = (_get(elements, 2), position(("2000B", "SBR", ordinal, 2, None, "1069")))
+
+    def _pat(self, elements: list[str], ordinal: int) -> None:
+        if self.claim is None and self.level == "23":  # a PAT of the subscriber level has no PAT01
+            self.patient_relationship = (_get(elements, 1), position(("2000C", "PAT", ordinal, 1, None, "1069")))
 
     def _dmg(self, elements: list[str], ordinal: int) -> None:
         person = self.person
@@ -443,6 +473,46 @@ class _Reader:
         else:
             positions["claim_type"] = position(("2300", "CLM", ordinal, 5, 1, "1331"))
         self.claim = _Claim(elements, positions, person, self.subscriber, self.billing, self.billing_position)
+        self.claim.member = self._member(self.subscriber, positions)
+        self.claim.place = _get(elements, 5).split(self.component)[0]
+
+    def _member(self, subscriber: _Person, positions: dict[str, X12Position]) -> dict[str, str]:
+        """The claim's member: the subscriber's id (2010BA NM109), the patient's relationship to them (PAT01
+        of a patient level, else SBR02 18: self) and the payer (2010BB NM109). No member without an id: the
+        engine then names ``member`` missing, at the NM1*IL (or the subscriber level's HL, when it has none)."""
+        if subscriber.ordinal:
+            where = position(("2010BA", "NM1", subscriber.ordinal, 9, None, "67"))
+        else:
+            where = position(("2000B", "HL", self.subscriber_hl, 3, None, "735"))
+        positions["member"] = positions["member.id"] = where
+        if self.level == "23":
+            said = self.patient_relationship
+            relationship = _RELATIONSHIPS.get(said[0], "other") if said and said[0] else ""
+        else:
+            said = self.relationship
+            relationship = "self" if said and said[0] == "18" else ""
+        if said:
+            positions["member.relationship"] = said[1]
+        if self.payer:
+            positions["member.payer_id"] = self.payer[1]
+        if not subscriber.name.id:
+            return {}
+        return _present(id=subscriber.name.id, relationship=relationship, payer_id=self.payer[0] if self.payer else "")
+
+    def _provider(self, entity: str, npi: str, ordinal: int) -> None:
+        """A rendering or referring provider of the claim (2310x) or a line's rendering provider (2420x)."""
+        line = self.line
+        if not npi:
+            return
+        if line is not None:  # 2400 lines follow the 2320/2330 other subscribers' loops
+            if entity == "82":
+                loop = "2420A" if self.professional else "2420C"
+                line.values["rendering_provider"] = {"npi": npi}
+                line.positions["rendering_provider.npi"] = position((loop, "NM1", ordinal, 9, None, "67"))
+                line.positions["rendering_provider"] = line.positions["rendering_provider.npi"]
+        elif (name := _CLAIM_PROVIDERS.get(entity)) is not None and self.claim and not self.in_other_subscriber:
+            loop = _PROVIDER_LOOPS[name, self.professional]
+            self.claim.providers[name] = (npi, position((loop, "NM1", ordinal, 9, None, "67")))
 
     def _dtp(self, elements: list[str], ordinal: int) -> None:
         claim = self.claim
@@ -476,6 +546,8 @@ class _Reader:
         qualifier = _get(elements, 1)
         if qualifier == "D9" and self.loop == "2300":
             self.claim.clearinghouse_trace = _get(elements, 2)
+        elif (name := _CLAIM_REFERENCES.get(qualifier)) is not None and self.loop == "2300":
+            self.claim.references[name] = (_get(elements, 2), position(("2300", "REF", ordinal, 2, None, "127")))
         elif qualifier == "6R" and self.line is not None and self.loop == "2400":
             self.line.source["control_number"] = _get(elements, 2)
 
@@ -524,6 +596,11 @@ class _Reader:
             return
         self._procedure(line, elements, ordinal, "SV1", 1)
         values, positions = line.values, line.positions
+        self._charge(line, _get(elements, 2), position(("2400", "SV1", ordinal, 2, None, "782")))
+        place = _get(elements, 5)
+        positions["place_of_service"] = position(("2400", "SV1", ordinal, 5, None, "1331"))
+        if place and self.claim is not None and place != self.claim.place:  # SV105: only where not CLM05-1
+            values["place_of_service"] = place
         values["units"] = _number(_get(elements, 4))
         positions["units"] = position(("2400", "SV1", ordinal, 4, None, "380"))
         pointers = [pointer for pointer in _get(elements, 7).split(self.component) if pointer]
@@ -538,11 +615,18 @@ class _Reader:
         if line is None or self.loop != "2400":
             return
         self._procedure(line, elements, ordinal, "SV2", 2)
+        self._charge(line, _get(elements, 3), position(("2400", "SV2", ordinal, 3, None, "782")))
         line.values["units"] = _number(_get(elements, 5))
         line.positions["units"] = position(("2400", "SV2", ordinal, 5, None, "380"))
         line.values["revenue_code"] = _get(elements, 1)
         line.positions["revenue_code"] = position(("2400", "SV2", ordinal, 1, None, "234"))
         line.source.update(charge=_get(elements, 3), units=_get(elements, 5), revenue_code=_get(elements, 1))
+
+    @staticmethod
+    def _charge(line: _Line, value: str, where: X12Position) -> None:
+        line.positions["charge"] = where
+        if value:
+            line.values["charge"] = _money(value)
 
     def _procedure(self, line: _Line, elements: list[str], ordinal: int, segment: str, index: int) -> None:
         parts = _get(elements, index).split(self.component)
@@ -585,6 +669,9 @@ class _Reader:
             "patient": _present(birth_date=_date(patient.birth_date), sex=patient.sex),
             "billing_provider": _present(npi=claim.billing.id),
         }
+        if claim.member:
+            event["member"] = claim.member
+        self._claim_fields(claim, facility, event, positions)
         if patient.dmg:
             positions["patient.birth_date"] = position((patient.loop, "DMG", patient.dmg, 2, None, "1251"))
             positions["patient.sex"] = position((patient.loop, "DMG", patient.dmg, 3, None, "1068"))
@@ -631,6 +718,32 @@ class _Reader:
                 del event[key]  # an element left empty: the engine says it is missing, at its position
         return Claim837(event, positions, self.raw.control_number, source)
 
+    def _claim_fields(self, claim: _Claim, facility: list[str], event: dict[str, Any],
+                      positions: dict[str, X12Position]) -> None:  # fmt: skip
+        """What a payer's front end reads of the CLM, its REFs and its providers: the charge (CLM02), the place
+        of service (837P) or facility type (837I) of CLM05-1, the frequency of CLM05-3 (1, the original, is
+        the default and left out), the claim replaced or voided (REF*F8), the prior authorization (REF*G1) and
+        the rendering and referring providers' NPIs."""
+        ordinal = claim.positions["claim_id"].ordinal
+        positions["charge"] = position(("2300", "CLM", ordinal, 2, None, "782"))
+        if charge := _get(claim.clm, 2):
+            event["charge"] = _money(charge)
+        place = "place_of_service" if self.professional else "facility_type"
+        positions[place] = position(("2300", "CLM", ordinal, 5, 1, "1331"))
+        if facility[0]:
+            event[place] = facility[0]
+        positions["frequency"] = position(("2300", "CLM", ordinal, 5, 3, "1325"))
+        frequency = facility[2] if len(facility) > 2 else ""
+        if frequency and frequency != "1":
+            event["frequency"] = _FREQUENCIES.get(frequency, "original")
+        for name, (value, where) in (claim.references | claim.providers).items():
+            positions[name] = where
+            if name in claim.providers:
+                positions[f"{name}.npi"] = where
+                event[name] = {"npi": value}
+            elif value:
+                event[name] = value
+
     def _lines(self, claim: _Claim, claim_type: str, positions: dict[str, X12Position]) -> list[dict[str, Any]]:
         lines: list[dict[str, Any]] = []
         for line in claim.lines:
@@ -664,7 +777,17 @@ class _Reader:
 
 
 _LINE_KEYS = ("line_number", "revenue_code", "code", "system", "modifiers", "units", "service_date",
-              "diagnosis_pointers")  # fmt: skip
+              "diagnosis_pointers", "charge", "place_of_service", "rendering_provider")  # fmt: skip
+# PAT01 (code list 1069) of a patient level: the patient's relationship to the subscriber; any other code
+# (G8 and the rest) is ``other``.
+_RELATIONSHIPS = {"01": "spouse", "19": "child", "20": "employee", "53": "life_partner", "21": "unknown"}
+# CLM05-3, the claim frequency type code: 7 replaces a prior claim, 8 voids one; any other is an original.
+_FREQUENCIES = {"7": "replacement", "8": "void"}
+# The 2300 REFs a claim event carries, and the providers of the 2310 loops (loop per 837P, 837I).
+_CLAIM_REFERENCES = {"F8": "replaces", "G1": "prior_authorization"}
+_CLAIM_PROVIDERS = {"82": "rendering_provider", "DN": "referring_provider"}
+_PROVIDER_LOOPS = {("rendering_provider", True): "2310B", ("rendering_provider", False): "2310D",
+                   ("referring_provider", True): "2310A", ("referring_provider", False): "2310F"}  # fmt: skip
 
 
 def _listed(name: str, items: list[tuple[dict[str, str], dict[str, X12Position]]],
@@ -689,6 +812,20 @@ def _procedure_system(qualifier: str, code: str) -> str:
     if qualifier != "HC":
         return qualifier or "HC"
     return CPT if len(code) == 5 and code[:4].isdigit() and (code[4].isdigit() or code[4] in "FTU") else HCPCS
+
+
+def _money(value: str) -> str:
+    """An X12 amount (R: ``125.5``, ``80``, ``.5``) as the schemas' decimal string with two decimals
+    (``125.50``, ``80.00``, ``0.50``), by its digits, never through a float; an amount the schemas cannot take
+    (negative, more than two decimals that count, letters) as it is, so that the engine names it."""
+    whole, _, cents = value.partition(".")
+    digits = whole + cents
+    if not (digits.isascii() and digits.isdigit()):  # also '', '-5', '1.2.3', '12A'
+        return value
+    whole, cents = whole.lstrip("0") or "0", cents.rstrip("0")
+    if len(whole) > 10 or len(cents) > 2:
+        return value
+    return f"{whole}.{cents:0<2}"
 
 
 def _date(value: str) -> str:

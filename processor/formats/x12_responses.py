@@ -12,8 +12,10 @@ decision's terms: STC01 of each reason that returned the claim (A3, A6, A7, A8 w
 ``engine/answers.py`` through the decision record) and action code U, or A2 with the pend status for a claim
 held for review, or A2:20 accepted for processing (a claim whose line is denied is accepted here; the denial
 is the 835's), action code WQ. STC12 says where and what: the 837 position of the field (loop, segment,
-element, segment number) and the reason's message. A reason on a line also answers in a 2220D service line
-(SVC, STC, REF*FJ line item control number, DTP). The information source is the 837's receiver (1000B), the
+element, segment number) and the reason's message. A claim taken into adjudication (accepted, or held for
+review) and given a payer claim control number (the decision record's ``claim_control_number``) says it in
+REF*1K, for a later replacement or void to name in its REF*F8. A reason on a line also answers in a 2220D
+service line (SVC, STC, REF*FJ line item control number, DTP). The information source is the 837's receiver (1000B), the
 information receiver its submitter (1000A), and the counts and amounts accepted and rejected are summed per
 submitter and per provider.
 
@@ -38,6 +40,9 @@ IMPLEMENTATION_277CA = "005010X214"
 STC12_LIMIT = 264  # free-form message text: AN 1/264
 _ACCEPTED = f"{ACCEPTED_INTO_ADJUDICATION}:{ACCEPTED_FOR_PROCESSING}"  # A2:20 accepted for processing
 _RECEIVED = "A1:19:PR"  # acknowledgment / receipt: the payer acknowledges receipt
+# 2100D NM109, the patient's member id, is required (2 to 80 characters): a claim that gave none (returned for
+# it) is answered with zeros, which no payer issues as a member id.
+_NO_MEMBER_ID = "00"
 
 
 def build_999(parsed: Parsed837, *, control_number: int, created_at: datetime) -> str:
@@ -183,7 +188,7 @@ def _claim_2000d(
     segments: list[tuple[str, list[Element]]] = [
         ("HL", [str(hl), str(parent), "PT"]),
         ("NM1", ["QC", "1", _name(patient.name, seps), clean_text(patient.first_name, seps, 35), "", "", "",
-                 "II" if patient.qualifier == "II" else "MI", _id(patient.id, seps)]),
+                 "II" if patient.qualifier == "II" else "MI", clean_text(patient.id, seps, 80) or _NO_MEMBER_ID]),
         ("TRN", ["2", _id(str(claim.event.get("claim_id", "")), seps)]),
     ]  # fmt: skip
     returned = decision["outcome"] == "returned"
@@ -191,6 +196,8 @@ def _claim_2000d(
     for composite, message in _claim_statuses(claim, decision, seps):
         # STC01, date, action code, charge; STC05 to STC11 unused; STC12 the free-form message
         segments.append(("STC", [composite, day, action, _amount(source.charge), *[""] * 7, message]))
+    if number := decision.get("claim_control_number"):  # the payer claim control number of a claim taken in
+        segments.append(("REF", ["1K", clean_text(str(number), seps, 50) or "0"]))
     if source.clearinghouse_trace:
         segments.append(("REF", ["D9", _id(source.clearinghouse_trace, seps)]))
     if source.bill_type:
