@@ -30,8 +30,8 @@ What maps where:
   charge SV203, units SV205); date of service DTP*472 (an 837I line without one takes the statement's first
   day); ``rendering_provider.npi`` NM1*82 NM109 of 2420A (837P) or 2420C (837I). HC codes of five
   characters ending in a digit, F, T or U are CPT; other HC codes HCPCS. An institutional line with no HCPCS
-  code (room and board) carries nothing to check and is left out, though its charge is in CLM02: the lines of
-  an 837I claim event need not add up to its ``charge``.
+  code (room and board) carries nothing to check and is left out, though its charge is in CLM02: such a
+  claim's event then carries no ``charge`` (its balance cannot be checked from the lines the event holds).
 - Inpatient stay: ``admission_date`` DTP*435, ``discharge_date`` the statement's last day (DTP*434),
   ``discharge_status`` CL103.
 
@@ -726,7 +726,11 @@ class _Reader:
         the rendering and referring providers' NPIs."""
         ordinal = claim.positions["claim_id"].ordinal
         positions["charge"] = position(("2300", "CLM", ordinal, 2, None, "782"))
-        if charge := _get(claim.clm, 2):
+        # An 837I revenue line without a HCPCS code (room and board) is left out of the event, though its charge
+        # is in CLM02: the claim's charge is given only when every line is there, so that the balance the engine
+        # checks is the claim's own (such a claim's balance is not checked: its lines are not in the contract).
+        whole = self.professional or all(line.values.get("code") for line in claim.lines)
+        if (charge := _get(claim.clm, 2)) and whole:
             event["charge"] = _money(charge)
         place = "place_of_service" if self.professional else "facility_type"
         positions[place] = position(("2300", "CLM", ordinal, 5, 1, "1331"))
