@@ -76,6 +76,9 @@ ANATOMIC_MODIFIERS = frozenset(
 # The line number of an inpatient stay billed without lines: the stay counts as one line.
 STAY_LINE = 0
 _HASH = 16  # bytes of blake2b digest: 32 hex digits
+# The longest control number a window keeps (``claim_control_number`` makes a dozen characters; a claim's
+# ``replaces`` holds at most 64): keys of the LMDB store, and part of its line index's values.
+MAX_CONTROL_NUMBER = 100
 _SEP = "\x1f"  # the unit separator: no field of a hash can run into the next
 
 
@@ -287,9 +290,10 @@ class Seen:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, OverflowError):
             return None
         valid = (
-            seen.control_number and seen.claim_id and MIN_MS <= seen.at_ms <= MAX_MS and _is_hash(seen.member)
+            0 < len(seen.control_number) <= MAX_CONTROL_NUMBER and seen.claim_id
+            and MIN_MS <= seen.at_ms <= MAX_MS and _is_hash(seen.member)
             and all(_is_hash(line.service) and _is_hash(line.exact) for line in seen.lines)
-            and (not seen.void or seen.replaces)
+            and (not seen.void or seen.replaces) and len(seen.replaces or "") <= MAX_CONTROL_NUMBER
         )  # fmt: skip
         return seen if valid else None
 
@@ -301,7 +305,9 @@ def entry(claim: dict[str, Any] | Claim, source: str, control_number: str) -> Se
     claim_id = _get(claim, "claim_id")
     at_ms = submitted_ms(claim) if isinstance(claim, dict) else _ms(claim.submitted_at)
     member_id = _get(_get(claim, "member"), "id")
-    if not isinstance(claim_id, str) or not claim_id or at_ms is None or not _text(member_id) or not control_number:
+    if not isinstance(claim_id, str) or not claim_id or at_ms is None or not _text(member_id):
+        return None
+    if not 0 < len(control_number) <= MAX_CONTROL_NUMBER:
         return None
     member = member_hash(claim)
     frequency, replaces = _get(claim, "frequency"), _get(claim, "replaces")
@@ -593,6 +599,8 @@ class SeenClaims:
     # --- lookups through the overlay --------------------------------------------------------------------------
 
     def _held_entry(self, control_number: str, at_ms: int) -> Seen | None:
+        if len(control_number) > MAX_CONTROL_NUMBER:  # a replacement naming no number a window could hold
+            return None
         overlay = self._overlay
         held = overlay[control_number] if control_number in overlay else self.store.entry(control_number)
         return held if held is not None and self._near(held.at_ms, at_ms) else None
@@ -663,7 +671,7 @@ def change_of_record(key: bytes | str | None, value: bytes | None) -> Change | N
         control_number = key if isinstance(key, str) else key.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return None
-    if not control_number:
+    if not 0 < len(control_number) <= MAX_CONTROL_NUMBER:
         return None
     if value is None:
         return Change(control_number, None, "")
