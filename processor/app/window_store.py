@@ -1,43 +1,45 @@
-"""The duplicate window of one claims partition on local disk: an LMDB environment, with its checkpoint.
+"""The duplicate window of one partition on local disk: an LMDB environment, with its checkpoint.
 
-A ``duplicates.Store`` for ``SeenClaims``: the worker keeps a window per claims partition here instead of in
-memory, so a window of 150 million entries costs disk, not memory, and a restart reopens it instead of
-reading the whole changelog again. One environment (a directory: ``data.mdb`` and ``lock.mdb``) per
-partition.
+A ``duplicates.Store`` for ``SeenClaims``: the worker keeps a window per partition of the claims it checks
+here instead of in memory, so a window of 150 million entries costs disk, not memory, and a restart reopens
+it instead of reading the whole changelog again. One environment (a directory: ``data.mdb`` and
+``lock.mdb``) per partition.
 
 **Segments: the time index.** Entries go to the segment of the newest submission time taken so far; a
-segment spans half the window (``SEGMENTS``), and each has two databases: ``ids.<n>`` (claim id ->
-submission time, content fingerprint, source) and ``contents.<n>`` (fingerprint -> submission time, claim
-id, source). A lookup asks the live segments newest first, so it finds the id's newest entry and the
-content's kept one. Expiry is a range delete by time: a segment whose every entry is more than a window
-behind the newest submission time is dropped whole, in the write that moved the newest time on, without
-touching its entries one by one (deleting them one by one rewrote a page for each: the most a window's
-entries cost). So the store holds between one window and one and a half; ``meta`` holds the format,
-the window, the newest time, the live segments and the ``Checkpoint``.
+segment spans half the window (``SEGMENTS``), and each has two databases: ``entries.<n>`` (control number ->
+submission time, member hash, claim id, source, what it replaced, and per line its number, service and exact
+hashes and modifier flags: ``_pack``) and ``lines.<n>``, the line index (service hash -> one value per line
+held with it, LMDB's sorted duplicates: submission time, exact hash, line number, flags, control number). An
+entry's lines are in its own segment. A lookup asks the live segments newest first. Removing an entry (a
+change without one: a void, a replacement, a tombstone read from the changelog) or putting one under a
+control number already held (a replay) deletes the held entry and each of its lines from the index. Expiry
+is a range delete by time: a segment whose every entry is more than a window behind the newest submission
+time is dropped whole, in the write that moved the newest time on, without touching its entries one by one
+(deleting them one by one rewrote a page for each: the most a window's entries cost). So the store holds
+between one window and one and a half; ``meta`` holds the format, the window, the newest time, the live
+segments and the ``Checkpoint``. A store of another ``FORMAT`` (an older one, keyed by claim id) is emptied
+on opening and rebuilt from the changelog, whose older records ``Seen.from_record`` ignores.
 
-**One write, all or nothing.** Every ``take`` is one LMDB write transaction: the entries, the segments it
+**One write, all or nothing.** Every ``take`` is one LMDB write transaction: the changes, the segments it
 drops and the checkpoint commit together, so the checkpoint always describes what the store holds.
 
 **No fsync per write, and no trust after a machine crash.** A write transaction that ``fsync``\\ ed its
 pages cost 18-26 µs an entry (a random key rewrites a 4 KiB page, and every page was flushed per batch); the
-store is opened ``sync=False`` and costs 4-6. A process crash loses nothing then (the pages are in the
-kernel's cache), but a machine crash may leave a torn file. So before the first write after opening, the
-store leaves an ``unsynced`` file naming the machine's boot (Linux's boot id), and removes it only after a
-clean close has synced every page: a store that still has one from another boot is emptied on opening and
-rebuilt from the changelog. Where there is no boot id, writes are synced.
+store is opened ``sync=False``. A process crash loses nothing then (the pages are in the kernel's cache),
+but a machine crash may leave a torn file. So before the first write after opening, the store leaves an
+``unsynced`` file naming the machine's boot (Linux's boot id), and removes it only after a clean close has
+synced every page: a store that still has one from another boot is emptied on opening and rebuilt from the
+changelog. Where there is no boot id, writes are synced.
 
-**Disk.** About 200 bytes an entry (measured: 196 with claim ids of 13 characters, 1.96 GB for 10 million),
-and up to half as much again for the segment in hand: 3 GB for a window of 10 million, 30-45 GB for a payer's
-150 million (5 million claims a day for 30 days), split over the partitions' stores.
+**No PHI.** The store holds what an entry holds: hashes of the member and of the services, the claim id,
+control numbers and where the claim was read.
 
 **Memory.** LMDB maps the file; every page a lookup or a write reads is mapped into the process (the kernel
 maps up to 16 around it: 64 KiB), and would stay counted in its resident memory. The store lets go of them
 (``madvise(MADV_DONTNEED)``: they stay in the kernel's page cache) once the process's resident file pages have
 grown by ``MAPPED_MAX`` since it last did, which it looks at every ``CHECK_EVERY`` lookups or entries written,
 and at the end of every write: so a worker holds about ``MAPPED_MAX`` of each store's pages at most, however
-large the store. (Letting go every 500 lookups or entries written instead let 500 writes map 150 MB of a
-store of 10 million entries, for a worker peak of 286 MB instead of 218 restoring it: a write of a random key
-reads a leaf of each database it asks, about 75 pages mapped in all.)
+large the store.
 """
 
 from __future__ import annotations
@@ -57,21 +59,18 @@ from typing import Any
 import lmdb
 import orjson
 
-from processor.engine.duplicates import Seen, content_stays
+from processor.engine.duplicates import Change, HeldLine, Seen, SeenLine, held_lines
 
 log = logging.getLogger(__name__)
 
-FORMAT = b"2"
+# 3: entries by control number and lines by service hash (2: by claim id and content fingerprint).
+FORMAT = b"3"
 # The most the data file may grow to: address space only (the file holds what is written), as LMDB needs it.
 MAP_SIZE = 1 << 40
 # Segments a window spans: more makes the store's excess over the window smaller, and a lookup that finds
 # nothing asks each live one (a window and a segment: three with 2).
 SEGMENTS = 2
-# Claim ids longer than this (in UTF-8) are keyed by a hash: LMDB keys hold at most 511 bytes.
-LONG_ID = 400
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
-# The most content look-ups remembered for the writes that follow them (a few batches' worth).
-CONTENTS_SEEN = 50_000
 # The most of the store's pages the process keeps mapped before it lets them go (see the module's docstring).
 # Less costs more per lookup and write, in page faults that map the B-trees' upper pages again: in a store of
 # 10 million entries, 64 MB took 8 % more page faults to restore 100,000 records than letting go every 500
@@ -86,7 +85,6 @@ _PAGE = mmap.PAGESIZE
 UNSYNCED = "unsynced"
 
 _AT = struct.Struct(">q")
-_ID_LENGTH = struct.Struct(">I")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +121,6 @@ def record_digest(key: bytes | None, value: bytes | None) -> str:
     return digest.hexdigest()
 
 
-def _id_key(claim_id: str) -> bytes:
-    raw = claim_id.encode("utf-8", "surrogatepass")
-    return raw if len(raw) <= LONG_ID else b"\x00" + hashlib.blake2b(raw, digest_size=32).digest()
-
-
 def _boot_id() -> str | None:
     try:
         return BOOT_ID.read_text().strip() or None
@@ -136,8 +129,8 @@ def _boot_id() -> str | None:
 
 
 class WindowStore:
-    """The LMDB store of one claims partition's window (see the module's docstring). Not thread-safe: the
-    worker's event loop is its only user."""
+    """The LMDB store of one partition's window (see the module's docstring). Not thread-safe: the worker's
+    event loop is its only user."""
 
     def __init__(self, path: Path, window_ms: int) -> None:
         self.path = path
@@ -163,16 +156,13 @@ class WindowStore:
             newest = txn.get(b"newest", db=self._meta)
             segments = orjson.loads(txn.get(b"segments", b"[]", db=self._meta))
         self._newest_ms = None if newest is None else _AT.unpack(newest)[0]
-        self._segments: dict[int, Any] = {n: self._open_segment(n) for n in segments}
+        self._segments: dict[int, tuple[Any, Any]] = {n: self._open_segment(n) for n in segments}
         self._reader = self._env.begin()
         self._map = _mapping(path / "data.mdb")
         self._resident = _ResidentFiles.open() if self._map is not None and _libc is not None else None
         # The process's resident file pages when this store last let go of its own.
         self._mapped_since = 0 if self._resident is None else self._resident.pages()
         self._touches = 0  # lookups and entries written since the last look at them
-        # What ``by_content`` found, by fingerprint, kept true across writes (a write updates what it changes):
-        # the write that takes a claim asks what its content holds, which the claim's check just looked up.
-        self._contents_seen: dict[bytes, bytes | None] = {}
 
     @classmethod
     def open(cls, path: Path, window_ms: int) -> WindowStore:
@@ -204,73 +194,69 @@ class WindowStore:
             self._resident.close()
 
     def __len__(self) -> int:
-        """The entries kept by id (an id in two segments counts twice)."""
-        return sum(int(self._reader.stat(ids)["entries"]) for ids, _ in self._segments.values())
+        """The entries kept."""
+        return sum(int(self._reader.stat(entries)["entries"]) for entries, _ in self._segments.values())
 
     def checkpoint(self) -> Checkpoint | None:
         return Checkpoint.from_bytes(self._reader.get(b"checkpoint", db=self._meta))
 
-    def by_id(self, claim_id: str) -> Seen | None:
+    def entry(self, control_number: str) -> Seen | None:
         self._touched()
-        key = _id_key(claim_id)
-        for ids, _ in reversed(self._segments.values()):
-            value = self._reader.get(key, db=ids)
+        key = _key(control_number)
+        for entries, _ in reversed(self._segments.values()):
+            value = self._reader.get(key, db=entries)
             if value is not None:
-                return _id_entry(claim_id, value)
+                return _unpack(control_number, value)
         return None
 
-    def by_content(self, content: str) -> Seen | None:
-        try:
-            key = bytes.fromhex(content)
-        except ValueError:
-            return None
+    def lines(self, service: bytes) -> Sequence[HeldLine]:
         self._touched()
-        found = None
-        for _, contents in reversed(self._segments.values()):
-            found = self._reader.get(key, db=contents)
-            if found is not None:
-                break
-        if len(self._contents_seen) >= CONTENTS_SEEN:
-            self._contents_seen.clear()
-        self._contents_seen[key] = found
-        return None if found is None else _content_entry(content, found)
+        found: list[HeldLine] = []
+        for _, lines in reversed(self._segments.values()):
+            if self._reader.get(service, db=lines) is None:  # most services are new: no cursor for them
+                continue
+            with self._reader.cursor(lines) as cursor:
+                if cursor.set_key(service):
+                    found.extend(_held(value) for value in cursor.iternext_dup())
+        return found
 
-    def take(self, entries: Sequence[Seen], note: object = None) -> None:
-        """Keep ``entries``, drop the segments that left the window, keep ``note`` (a ``Checkpoint``)."""
+    def take(self, changes: Sequence[Change], note: object = None) -> None:
+        """Apply ``changes`` in order, drop the segments that left the window, keep ``note`` (a
+        ``Checkpoint``)."""
         if not self._written and self._boot is not None:
             _write_durably(self.path / UNSYNCED, self._boot)  # before the first write that is not synced
             self._written = True
         newest = self._newest_ms
         segments = dict(self._segments)
-        seen_contents = self._contents_seen
-        dropped = False
-        try:
-            with self._env.begin(write=True) as txn:
-                for seen in entries:
-                    self._touched()
-                    if newest is None or seen.at_ms > newest:
-                        newest = seen.at_ms
-                    number = newest // self.span_ms
-                    if number not in segments:
-                        segments[number] = self._open_segment(number, txn)
-                    self._put(txn, seen, segments, seen_contents)
-                if newest is not None:
-                    horizon = newest - self.window_ms
-                    for number in [n for n in segments if (n + 1) * self.span_ms - 1 < horizon]:
-                        for db in segments.pop(number):
-                            txn.drop(db, delete=True)  # every entry in it was submitted before the horizon
-                        dropped = True
-                    txn.put(b"newest", _AT.pack(newest), db=self._meta)
-                txn.put(b"segments", orjson.dumps(sorted(segments)), db=self._meta)
-                if isinstance(note, Checkpoint):
-                    txn.put(b"checkpoint", note.as_bytes(), db=self._meta)
-        except BaseException:
-            seen_contents.clear()  # it holds what this write would have changed
-            raise
+        with self._env.begin(write=True) as txn:
+            for change in changes:
+                self._touched()
+                key = _key(change.control_number)
+                for entries, lines in segments.values():
+                    _remove(txn, key, entries, lines)
+                seen = change.seen
+                if seen is None:
+                    continue
+                if newest is None or seen.at_ms > newest:
+                    newest = seen.at_ms
+                number = newest // self.span_ms
+                if number not in segments:
+                    segments[number] = self._open_segment(number, txn)
+                entries, lines = segments[max(segments)]
+                txn.put(key, _pack(seen), db=entries)
+                for service, held in held_lines(seen):
+                    txn.put(service, _held_value(held), db=lines)
+            if newest is not None:
+                horizon = newest - self.window_ms
+                for number in [n for n in segments if (n + 1) * self.span_ms - 1 < horizon]:
+                    for db in segments.pop(number):
+                        txn.drop(db, delete=True)  # every entry in it was submitted before the horizon
+                txn.put(b"newest", _AT.pack(newest), db=self._meta)
+            txn.put(b"segments", orjson.dumps(sorted(segments)), db=self._meta)
+            if isinstance(note, Checkpoint):
+                txn.put(b"checkpoint", note.as_bytes(), db=self._meta)
         self._newest_ms = newest
         self._segments = dict(sorted(segments.items()))
-        if dropped:
-            seen_contents.clear()  # what was found in a dropped segment is gone
         self._reader.abort()
         self._reader = self._env.begin()
         self._release_pages()
@@ -293,45 +279,82 @@ class WindowStore:
         if self._resident is not None:
             self._mapped_since = self._resident.pages()
 
-    def _put(
-        self, txn: lmdb.Transaction, seen: Seen, segments: dict[int, Any], seen_contents: dict[bytes, bytes | None]
-    ) -> None:
-        """Put ``seen`` in the newest segment: by its id, and by its content unless the content's entry stays."""
-        ids, contents = segments[next(reversed(segments))]
-        at, content = _AT.pack(seen.at_ms), bytes.fromhex(seen.fingerprint)
-        claim_id, source = (text.encode("utf-8", "surrogatepass") for text in (seen.claim_id, seen.source))
-        txn.put(_id_key(seen.claim_id), at + content + source, db=ids)
-        looked_up = content in seen_contents
-        kept = seen_contents[content] if looked_up else self._content_in(txn, content, segments)
-        if not content_stays(None if kept is None else _content_entry(seen.fingerprint, kept), seen, self.window_ms):
-            kept = at + _ID_LENGTH.pack(len(claim_id)) + claim_id + source
-            txn.put(content, kept, db=contents)
-            if looked_up:
-                seen_contents[content] = kept
-
-    @staticmethod
-    def _content_in(txn: lmdb.Transaction, key: bytes, segments: dict[int, Any]) -> bytes | None:
-        for _, contents in reversed(segments.values()):
-            value = txn.get(key, db=contents)
-            if value is not None:
-                return value
-        return None
-
     def _open_segment(self, number: int, txn: lmdb.Transaction | None = None) -> tuple[Any, Any]:
-        """The ``ids`` and ``contents`` databases of segment ``number`` (made in ``txn`` if new)."""
-        return self._env.open_db(b"ids.%d" % number, txn=txn), self._env.open_db(b"contents.%d" % number, txn=txn)
+        """The ``entries`` and ``lines`` databases of segment ``number`` (made in ``txn`` if new)."""
+        entries = self._env.open_db(b"entries.%d" % number, txn=txn)
+        return entries, self._env.open_db(b"lines.%d" % number, txn=txn, dupsort=True)
 
 
-def _id_entry(claim_id: str, value: bytes) -> Seen:
-    """An ``ids`` value as an entry: time, fingerprint, source."""
-    return Seen(claim_id, value[8:24].hex(), _AT.unpack_from(value)[0], value[24:].decode("utf-8", "surrogatepass"))
+def _key(control_number: str) -> bytes:
+    return control_number.encode("utf-8", "surrogatepass")
 
 
-def _content_entry(content: str, value: bytes) -> Seen:
-    """A ``contents`` value as an entry: time, claim id (its length first), source."""
-    (length,) = _ID_LENGTH.unpack_from(value, 8)
-    claim_id = value[12 : 12 + length].decode("utf-8", "surrogatepass")
-    return Seen(claim_id, content, _AT.unpack_from(value)[0], value[12 + length :].decode("utf-8", "surrogatepass"))
+def _remove(txn: lmdb.Transaction, key: bytes, entries: Any, lines: Any) -> None:
+    """Delete the entry of ``key`` from one segment, and each of its lines from the segment's line index."""
+    value = txn.get(key, db=entries)
+    if value is None:
+        return
+    seen = _unpack(key.decode("utf-8", "surrogatepass"), bytes(value))
+    for service, held in held_lines(seen):
+        txn.delete(service, _held_value(held), db=lines)
+    txn.delete(key, db=entries)
+
+
+# An entry's value: submission time, member hash, line count, then the claim id, source and control number
+# replaced (each its length first; 0xFFFF: none replaced), then per line its number, flags, service and exact.
+_HEAD = struct.Struct(">q16sH")
+_TEXT = struct.Struct(">H")
+_LINE = struct.Struct(">HB16s16s")
+_NONE = 0xFFFF
+_REPEAT, _ANATOMIC = 1, 2
+# A line index value: submission time, exact hash, line number, flags, then the control number.
+_HELD = struct.Struct(">q16sHB")
+
+
+def _pack(seen: Seen) -> bytes:
+    parts = [_HEAD.pack(seen.at_ms, bytes.fromhex(seen.member), len(seen.lines))]
+    for text in (seen.claim_id, seen.source, seen.replaces):
+        if text is None:
+            parts.append(_TEXT.pack(_NONE))
+        else:
+            raw = text.encode("utf-8", "surrogatepass")
+            parts += (_TEXT.pack(len(raw)), raw)
+    for line in seen.lines:
+        flags = _REPEAT * line.repeat | _ANATOMIC * line.anatomic
+        parts.append(_LINE.pack(line.line_number, flags, bytes.fromhex(line.service), bytes.fromhex(line.exact)))
+    return b"".join(parts)
+
+
+def _unpack(control_number: str, value: bytes) -> Seen:
+    at_ms, member, count = _HEAD.unpack_from(value)
+    at = _HEAD.size
+    texts: list[str | None] = []
+    for _ in range(3):
+        (length,) = _TEXT.unpack_from(value, at)
+        at += _TEXT.size
+        if length == _NONE:
+            texts.append(None)
+        else:
+            texts.append(value[at : at + length].decode("utf-8", "surrogatepass"))
+            at += length
+    claim_id, source, replaces = texts
+    lines = []
+    for _ in range(count):
+        number, flags, service, exact = _LINE.unpack_from(value, at)
+        at += _LINE.size
+        lines.append(SeenLine(number, service.hex(), exact.hex(), bool(flags & _REPEAT), bool(flags & _ANATOMIC)))
+    return Seen(control_number, claim_id or "", at_ms, source or "", member.hex(), tuple(lines), replaces)
+
+
+def _held_value(held: HeldLine) -> bytes:
+    flags = _REPEAT * held.repeat | _ANATOMIC * held.anatomic
+    return _HELD.pack(held.at_ms, held.exact, held.line_number, flags) + _key(held.control_number)
+
+
+def _held(value: bytes) -> HeldLine:
+    at_ms, exact, number, flags = _HELD.unpack_from(value)
+    control_number = value[_HELD.size :].decode("utf-8", "surrogatepass")
+    return HeldLine(control_number, at_ms, number, exact, bool(flags & _REPEAT), bool(flags & _ANATOMIC))
 
 
 class _ResidentFiles:

@@ -8,21 +8,23 @@ the decisions (``routing.Router.route`` adds them), so the changelog holds what 
 The worker keeps each window in an LMDB store under ``state_dir`` (``app.window_store``), so its size costs
 disk, not memory, and a restart on the same directory reopens it. The contract:
 
-- An entry reaches the store only once the batch that made it is delivered: until then it is pending in the
-  window's overlay, which lookups consult too. ``settled`` (called by the worker for every settled batch)
-  commits a claims partition's pending entries up to the batch's end together with the checkpoint, in one
-  LMDB write; a partition whose delivery failed drops all its pending entries (its records are decided
-  again, from the same offsets). The checkpoint is the changelog offset after the batch's last changelog
-  record, which the delivery reports (``PartitionBatch.written``): every committed changelog record below it
-  is in the store, which is what makes it a lower bound. (A failed delivery is taken as not committed: the
-  worker's rewind, which decides the records again, rests on the same premise.)
+- A change (an entry, or the removal of a claim replaced or voided) reaches the store only once the batch
+  that made it is delivered: until then it is pending in the window's overlay, which lookups consult too.
+  ``settled`` (called by the worker for every settled batch) commits a claims partition's pending changes up
+  to the batch's end together with the checkpoint, in one LMDB write; a partition whose delivery failed drops
+  all its pending changes (its records are decided again, from the same offsets). The checkpoint is the
+  changelog offset after the batch's last changelog record, which the delivery reports
+  (``PartitionBatch.written``): every committed changelog record below it is in the store, which is what
+  makes it a lower bound. (A failed delivery is taken as not committed: the worker's rewind, which decides
+  the records again, rests on the same premise.)
 - On assignment a window is restored: its store's checkpoint is checked against the changelog (the same
   topic and partition; an offset not past the end; the record it names, its anchor, still there with the
   same key and value, which tells this topic from one deleted and created again under its name), then the
-  changelog is read from the checkpoint to the end into the store. Reading a record the store already took
-  leaves it as it was (the newest entry of an id wins; the first of a content stays), so a checkpoint below
-  what the store holds costs only time. A store with no checkpoint, or one that fails the check, is emptied
-  and rebuilt from the whole changelog, as one with its anchor compacted or aged away is.
+  changelog is read from the checkpoint to the end into the store: an entry is kept under its control number
+  (the record's key), a tombstone removes the claim of its key (replaced or voided). Reading a record the
+  store already took leaves it as it was (an entry replaces itself, a removal finds nothing), so a
+  checkpoint below what the store holds costs only time. A store with no checkpoint, or one that fails the
+  check, is emptied and rebuilt from the whole changelog, as one with its anchor compacted or aged away is.
 - On revocation the store is closed and its files kept, for the next assignment of the partition.
 
 With ``duplicate_window_days`` 0 there are no windows.
@@ -40,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processor.app.window_store import Checkpoint, WindowStore, record_digest
 from processor.config import Settings
-from processor.engine.duplicates import Seen, SeenClaims
+from processor.engine.duplicates import Change, SeenClaims, change_of_record
 from processor.kafka.clients import client_options
 from processor.kafka.delivery import PartitionBatch
 from processor.kafka.reading import Records, read_to_end, record_at
@@ -128,11 +130,12 @@ class DuplicateWindows:
         def take(tp: TopicPartition, records: Records) -> None:
             for first in range(0, len(records), RESTORE_WRITE):
                 chunk = records[first : first + RESTORE_WRITE]
-                entries = [seen for record in chunk if (seen := Seen.from_record(record.value)) is not None]
+                # An entry is kept under its control number; a tombstone removes the claim of its key.
+                changes = [change for record in chunk if (change := change_of_record(record.key, record.value))]
                 last = chunk[-1]
                 anchor = record_digest(last.key, last.value)
                 checkpoint = Checkpoint(changelog, tp.partition, last.offset + 1, last.offset, anchor)
-                stores[tp.partition].take(entries, checkpoint)
+                stores[tp.partition].take(changes, checkpoint)
             read[tp] += len(records)
 
         positions = await read_to_end(reader, wanted, take, max_records=10_000, start=start)
@@ -177,8 +180,9 @@ class DuplicateWindows:
 
     def settled(self, parts: list[PartitionBatch], rewound: set[TopicPartition]) -> None:
         """A batch's delivery is over (its partitions ``rewound`` failed): commit each delivered claims
-        partition's pending entries up to the batch's end, with the checkpoint its changelog reached; drop
-        every pending entry of a partition that failed."""
+        partition's pending changes up to the batch's end, with the checkpoint its changelog reached (its
+        anchor the last of them: the delivery wrote each change as one changelog record, in order,
+        ``duplicates.changelog_records``); drop every pending change of a partition that failed."""
         claims, changelog = self.claims, self.changelog
         for part in parts:
             window = self._windows.get(part.tp.partition) if part.tp.topic == claims else None
@@ -195,7 +199,7 @@ class DuplicateWindows:
             note = None
             if last is not None and count:
                 anchor = pending[count - 1]
-                digest = record_digest(anchor.claim_id.encode(), anchor.as_record())
+                digest = record_digest(anchor.key, anchor.value)
                 note = Checkpoint(changelog, part.tp.partition, last + 1, last, digest)
             window.commit(count, note)
 
@@ -212,10 +216,11 @@ class DuplicateWindows:
             store.close(sync)
 
 
-def _input_offset(seen: Seen) -> int:
-    """The claims offset an entry was remembered at: the worker's ``seen_at`` is ``<partition>:<offset>``, and
-    ``<partition>:<offset>:<index>`` for a claim of a record that holds several (an 837 interchange)."""
-    return int(seen.source.split(":")[1])
+def _input_offset(change: Change) -> int:
+    """The offset of the record (of the partition the window checks) a change was made at: the worker's
+    ``seen_at`` is ``<partition>:<offset>``, and ``<partition>:<offset>:<index>`` for a claim of a record that
+    holds several (an 837 interchange)."""
+    return int(change.source.split(":")[1])
 
 
 def _directory_name(name: str) -> str:

@@ -228,7 +228,7 @@ def _window_lines(window: dict[str, Any]) -> list[str]:
         "",
         f"Duplicate window ({window['window_days']} days): a claim costs {_fmt(cost.get('memory_us'), 1)} µs in "
         f"memory, {_fmt(cost.get('lmdb_us'), 1)} µs in the LMDB store of {_fmt(cost.get('store_entries'))} entries "
-        f"(the content hash alone {_fmt(cost.get('fingerprint_us'), 1)} µs)",
+        f"(the member and line hashes alone {_fmt(cost.get('entry_us'), 1)} µs)",
         f"  {_fmt(window.get('entries'))} entries: built in {_fmt(window.get('build_s'), 1)} s, "
         f"{_fmt(window.get('disk_mb'))} MB on disk; a worker restores them from the checkpoint and "
         f"{_fmt(restored.get('records_read'))} changelog records in {_fmt(restored.get('restore_s'), 2)} s "

@@ -13,16 +13,17 @@
   the one from there to the end of the restore (a restore under way before the reset counts partly in
   ``peak_start``; ``peak`` is the higher of the two either way, and the only one where the mark cannot be
   reset);
-- **cost per event**: µs per claim for ``SeenClaims.check`` (content fingerprint, lookups, remembering) and
-  its share of a commit every 3,000 claims (``BATCH``, the worker's batch), in a process of its own
-  (``cost``): in memory (a window that starts empty), and in that LMDB store holding ``entries`` entries,
-  as the worker keeps it; ``fingerprint_us`` is the hash alone, which both pay;
+- **cost per event**: µs per claim for ``SeenClaims.check`` (the member and line hashes, lookups,
+  remembering) and its share of a commit every 3,000 claims (``BATCH``, the worker's batch), in a process of
+  its own (``cost``): in memory (a window that starts empty), and in that LMDB store holding ``entries``
+  entries, as the worker keeps it; ``entry_us`` is making the entry alone (the hashes), which both pay;
 - **cold restore**: the same worker on an empty state directory over a changelog of ``cold`` records (the
   window rebuilt from the changelog alone): its seconds, records per second and RSS, and the seconds that
   rate gives for 10 million.
 
-The entries are generated: ``entry(n)`` has claim id ``CLM<n>`` (13 characters), a content fingerprint drawn
-from ``n``, and submission times ``STEP`` apart so that ``entries`` of them span the 30-day window; the
+The entries are generated: ``generated(n)`` has control number ``0-<n>``, claim id ``CLM<n>`` (13 characters), a
+member hash and ``LINES`` lines with service and exact hashes drawn from ``n`` (the sample claims' three
+lines), and submission times ``STEP`` apart so that ``entries`` of them span the 30-day window; the
 changelog's records (after the checkpoint's anchor) and the claims of the cost part go on from there, so
 every commit also drops as many entries from the front of the window as it adds, as a steady stream does.
 """
@@ -55,10 +56,11 @@ from processor.bench.machine import memory_mb
 from processor.bench.progress import Progress
 from processor.bench.runner import settings_env
 from processor.config import Settings, Topics
-from processor.engine.duplicates import Seen, SeenClaims, fingerprint
+from processor.engine.duplicates import Change, Seen, SeenClaims, SeenLine, changelog_records, entry
 from processor.kafka.topics import ensure_topics
 
 ENTRIES = 10_000_000
+LINES = 3  # lines an entry bills: the sample claims' three
 QUICK_ENTRIES = 20_000
 WINDOW_DAYS = 30
 WINDOW_MS = WINDOW_DAYS * DAY_MS
@@ -88,32 +90,37 @@ def step_ms(entries: int) -> int:
     return max(1, WINDOW_MS // entries)
 
 
-def entry(n: int, step: int) -> Seen:
+def generated(n: int, step: int) -> Seen:
     """The ``n``-th generated window entry."""
-    content = hashlib.blake2b(n.to_bytes(8, "big"), digest_size=16).hexdigest()
-    return Seen(f"CLM{n:010d}", content, START_MS + n * step, f"0:{n}")
+    hashes = [hashlib.blake2b(n.to_bytes(8, "big") + bytes([i]), digest_size=16).hexdigest() for i in range(7)]
+    lines = tuple(SeenLine(i + 1, hashes[1 + 2 * i], hashes[2 + 2 * i]) for i in range(LINES))
+    return Seen(f"0-{n}", f"CLM{n:010d}", START_MS + n * step, f"0:{n}", hashes[0], lines)
 
 
-def changelog_records(first: int, count: int, step: int) -> Iterable[tuple[bytes, bytes]]:
+def generated_records(first: int, count: int, step: int) -> Iterable[tuple[bytes, bytes | None]]:
     for n in range(first, first + count):
-        seen = entry(n, step)
-        yield seen.claim_id.encode(), seen.as_record()
+        seen = generated(n, step)
+        yield from changelog_records(None, seen)
+
+
+def changes(entries: Iterable[Seen]) -> list[Change]:
+    return [Change(seen.control_number, seen, seen.source) for seen in entries]
 
 
 # --- in the measured processes -----------------------------------------------------------------------------
 
 
 def build(path: Path, entries: int, changelog: str) -> dict[str, Any]:
-    """A store of ``entries`` generated entries whose checkpoint names changelog record 0 (``entry(0)``) as its
-    anchor and resumes at offset 1."""
+    """A store of ``entries`` generated entries whose checkpoint names changelog record 0 (``generated(0)``) as
+    its anchor and resumes at offset 1."""
     step = step_ms(entries)
     started = time.perf_counter()
     store = WindowStore.open(path, WINDOW_MS)
     chunk = 10_000  # entries a write: LMDB holds the pages a write changes in memory until it commits
     for first in range(0, entries, chunk):
-        store.take([entry(n, step) for n in range(first, min(entries, first + chunk))])
-    anchor = entry(0, step)
-    store.take((), Checkpoint(changelog, 0, 1, 0, record_digest(anchor.claim_id.encode(), anchor.as_record())))
+        store.take(changes(generated(n, step) for n in range(first, min(entries, first + chunk))))
+    ((key, value),) = changelog_records(None, generated(0, step))
+    store.take((), Checkpoint(changelog, 0, 1, 0, record_digest(key, value)))
     held = len(store)
     store.close()
     seconds = time.perf_counter() - started
@@ -133,9 +140,9 @@ def cost(path: Path, entries: int, events: int) -> dict[str, Any]:
             claims.append({**event, "submitted_at": at.isoformat(timespec="milliseconds")})
     _per_claim(SeenClaims(WINDOW_MS, staged=True), claims)  # warm-up: the interpreter's caches, the allocator
     started = time.perf_counter()
-    for claim in claims:
-        fingerprint(claim)
-    fingerprint_us = (time.perf_counter() - started) / len(claims) * 1e6
+    for n, claim in enumerate(claims):
+        entry(claim, "0:1", f"1-{n}")
+    entry_us = (time.perf_counter() - started) / len(claims) * 1e6
     memory_us = _per_claim(SeenClaims(WINDOW_MS, staged=True), claims)
     store = WindowStore.open(path, WINDOW_MS)
     try:
@@ -144,14 +151,14 @@ def cost(path: Path, entries: int, events: int) -> dict[str, Any]:
         memory = _memory()
     finally:
         store.close()
-    return {"events": len(claims), "store_entries": held, "fingerprint_us": round(fingerprint_us, 2),
+    return {"events": len(claims), "store_entries": held, "entry_us": round(entry_us, 2),
             "memory_us": round(memory_us, 2), "lmdb_us": round(lmdb_us, 2), **memory}  # fmt: skip
 
 
 def _per_claim(window: SeenClaims, claims: list[dict[str, Any]]) -> float:
     started = time.perf_counter()
     for n, claim in enumerate(claims, start=1):
-        window.check(claim, f"0:{n}")
+        window.check(claim, f"1:{n}", f"1-{n}")
         if n % BATCH == 0:
             window.commit()
     window.commit()
@@ -178,8 +185,8 @@ async def measure(settings: Settings, run_id: str, entries: int, work_dir: Path,
         await ensure_topics(here)
         changelog = DuplicateWindows(here).changelog  # the content check's, as the worker keeps it by default
         progress.phase(f"publishing the changelog's tail: {size['tail']:,} records after the checkpoint")
-        await publish_batched(here, changelog, changelog_records(0, 1, step))  # the anchor, offset 0
-        await publish_batched(here, changelog, changelog_records(entries, size["tail"], step))
+        await publish_batched(here, changelog, generated_records(0, 1, step))  # the anchor, offset 0
+        await publish_batched(here, changelog, generated_records(entries, size["tail"], step))
         progress.phase(f"building a window store of {entries:,} entries")
         path = DuplicateWindows(here).path(0)
         result.update(await _child("build", str(path), str(entries), changelog))
@@ -191,7 +198,7 @@ async def measure(settings: Settings, run_id: str, entries: int, work_dir: Path,
         await ensure_topics(cold)
         progress.phase(f"publishing a changelog of {size['cold']:,} records")
         cold_changelog = DuplicateWindows(cold).changelog
-        await publish_batched(cold, cold_changelog, changelog_records(0, size["cold"], step_ms(size["cold"])))
+        await publish_batched(cold, cold_changelog, generated_records(0, size["cold"], step_ms(size["cold"])))
         progress.phase("a worker with an empty state directory rebuilds the window from it")
         rebuilt = await _worker_restore(cold, work_dir / "cold-worker.log")
         per_s = rebuilt["records_read"] / rebuilt["restore_s"] if rebuilt.get("restore_s") else None

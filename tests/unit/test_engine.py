@@ -13,7 +13,6 @@ from processor.contracts import Claim, Order, decode_event
 from processor.engine import RULES, Outcome, decide, policy_from
 from processor.engine.memo import memo_of
 from tests.conftest import SMALL_POLICY, SMALL_TABLE, a_claim, an_order
-from tests.unit.test_duplicates import DUPLICATE_CASES
 
 decide_module = importlib.import_module("processor.engine.decide")  # the module, not the function it exports
 
@@ -785,7 +784,7 @@ def test_a_system_not_loaded_goes_to_review(system, kind, event, rule_id):
 def test_every_rule_has_a_case_with_a_real_code():
     covered = {i for cases in (CLAIM_CASES, ORDER_CASES) for *_, expected in cases for i, _, _ in expected}
     covered |= {case[3] for case in NOT_LOADED_CASES} | {"npi.missing"}
-    covered |= {rule_id for *_, rule_id in DUPLICATE_CASES}  # tests/unit/test_duplicates.py
+    covered |= {"claim.duplicate", "claim.suspect_duplicate"}  # tests/unit/test_rules.py's duplicate cases
     covered |= {"diagnosis.sex_list_conflict"}  # off by default: test_a_payer_can_keep_cms_last_sex_lists
     assert set(RULES) - covered == set()
 

@@ -21,9 +21,8 @@ import processor.engine
 from processor.code_table.table import CodeTable
 from processor.engine import RULES, decide
 from processor.engine.decide import _Review
-from processor.engine.duplicates import SeenClaims
+from processor.engine.duplicates import Duplicate
 from tests.conftest import SMALL_POLICY, SMALL_TABLE, a_claim, an_order
-from tests.unit.test_duplicates import DAY_MS, DUPLICATE_CASES, FIRST
 from tests.unit.test_engine import CLAIM_CASES, NOT_LOADED_CASES, ORDER_CASES
 
 ENGINE = Path(processor.engine.__file__).parent
@@ -208,10 +207,8 @@ def _every_case() -> Iterator[tuple[str, dict[str, Any], CodeTable, Any]]:
     without_npi = an_order()
     del without_npi["ordering_provider"]
     yield "order", without_npi, small, None
-    for _why, second, source, _outcome, _rule_id in DUPLICATE_CASES:
-        seen = SeenClaims(30 * DAY_MS)
-        seen.check(FIRST, "0:1")
-        yield "claim", second, small, seen.check(second, source)[0]
+    for exact in (True, False):  # the engine's duplicate input (tests/unit/test_duplicates.py: the window's)
+        yield "claim", a_claim(claim_id="CLM-2"), small, Duplicate(exact, "CLM-1", 1_762_164_000_000)
 
 
 def test_every_rule_is_reached_and_its_templates_format_with_what_the_engine_passes(monkeypatch):

@@ -1,5 +1,6 @@
-"""The duplicate window on disk (``app.window_store``): it decides as the in-memory window does, keeps only what
-was committed, forgets what left the window through its time index, and reopens with its checkpoint."""
+"""The duplicate window on disk (``app.window_store``): it keeps what the in-memory window keeps (one table of
+cases run against both), keeps only what was committed, forgets what left the window through its time index,
+reopens with its checkpoint, and is rebuilt from a changelog with tombstones."""
 
 from __future__ import annotations
 
@@ -14,19 +15,53 @@ from processor.app import window_store
 from processor.app.window_store import Checkpoint, WindowStore, record_digest
 from processor.app.windows import DuplicateWindows, _directory_name
 from processor.config import Settings
-from processor.engine import decide
-from processor.engine.duplicates import Seen, SeenClaims, fingerprint
+from processor.engine.duplicates import (
+    Change,
+    HeldLine,
+    MemoryStore,
+    Seen,
+    SeenClaims,
+    SeenLine,
+    changelog_records,
+    entry,
+)
 from processor.kafka.delivery import PartitionBatch
-from tests.conftest import a_claim
-from tests.unit.test_duplicates import DAY_MS, DUPLICATE_CASES, FIRST
+from tests.unit.test_duplicates import CASES, DAY_MS, FIRST, HELD, a_line, billed, summary
 
 WINDOW = 30 * DAY_MS
 START = 1_760_000_000_000
 
 
-def content(n: int) -> str:
-    """A fingerprint as ``fingerprint`` makes them: 32 hex digits."""
+def h(n: int) -> str:
+    """A hash as the window makes them: 32 hex digits."""
     return f"{n:032x}"
+
+
+def seen(number: str, *services: int, at: int = START, member: int = 1, claim_id: str = "", exact: int = 0,
+         replaces: str | None = None) -> Seen:  # fmt: skip
+    """An entry of control number ``number`` billing a line per service hash ``services`` (exact hash
+    ``exact`` + the service)."""
+    lines = tuple(SeenLine(i + 1, h(s), h(exact + s), repeat=i == 1, anatomic=i == 2) for i, s in enumerate(services))
+    return Seen(number, claim_id or f"CLM-{number}", at, f"0:{number}", h(member), lines, replaces)
+
+
+def put(*entries: Seen) -> list[Change]:
+    return [Change(e.control_number, e, e.source) for e in entries]
+
+
+def removed(number: str) -> Change:
+    return Change(number, None, "0:99")
+
+
+@pytest.fixture(params=["memory", "lmdb"])
+def any_store(request, tmp_path):
+    """Each kind of ``Store``: what one does, the other does."""
+    if request.param == "memory":
+        yield MemoryStore(WINDOW)
+        return
+    opened = WindowStore.open(tmp_path / "claims-seen-0", WINDOW)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
@@ -36,104 +71,151 @@ def store(tmp_path):
     opened.close()
 
 
-@pytest.mark.parametrize(("why", "second", "source", "outcome", "rule_id"), DUPLICATE_CASES,
-                         ids=[c[0] for c in DUPLICATE_CASES])  # fmt: skip
-def test_the_disk_window_decides_as_the_memory_window(small_table, store, why, second, source, outcome, rule_id):
-    seen = SeenClaims(WINDOW, store, staged=True)
-    seen.check(FIRST, "0:1")
-    seen.commit()
-    duplicate, _ = seen.check(second, source)
-    decision = decide(second, "claim", small_table, None, duplicate)
-    assert decision.outcome == outcome
-    assert [r.id for r in decision.reasons] == ([rule_id] if rule_id else [])
+@pytest.mark.parametrize(("why", "claim", "source", "control_number", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_every_store_judges_as_the_memory_window(any_store, why, claim, source, control_number, expected):
+    window = SeenClaims(WINDOW, any_store, staged=True)
+    window.check(FIRST, "0:1", HELD)
+    window.commit()
+    verdict, _ = window.check(claim, source, control_number)
+    assert summary(verdict) == expected
+    window.commit()
+    if expected is not None and expected[2] is not None:  # replaced or voided: gone from the store
+        assert any_store.entry(HELD) is None
+
+
+def held(entry_: Seen, index: int = 0) -> HeldLine:
+    line = entry_.lines[index]
+    return HeldLine(entry_.control_number, entry_.at_ms, line.line_number, bytes.fromhex(line.exact), line.repeat,
+                    line.anatomic)  # fmt: skip
+
+
+A, B = seen("0-1", 7, 8, 9), seen("0-2", 7, exact=100, at=START + DAY_MS)
+STORE_CASES = [
+    # (why, changes taken (in one write each), control number -> entry expected, service -> lines expected)
+    ("an entry is kept with its lines, each by its service", [put(A)], {"0-1": A},
+     {7: [held(A, 0)], 8: [held(A, 1)], 9: [held(A, 2)]}),
+    ("two claims of one service: both lines, oldest first", [put(A), put(B)], {"0-1": A, "0-2": B},
+     {7: [held(A), held(B)]}),
+    ("a removal takes the entry and its lines", [put(A, B), [removed("0-1")]], {"0-1": None, "0-2": B},
+     {7: [held(B)], 8: [], 9: []}),
+    ("an entry under a control number held replaces it, lines and all (a replay, a restore read again)",
+     [put(A), put(seen("0-1", 5))], {"0-1": seen("0-1", 5)}, {7: [], 8: [], 5: [held(seen("0-1", 5))]}),
+    ("removing what is not held changes nothing", [put(A), [removed("9-9")]], {"0-1": A}, {7: [held(A)]}),
+    ("a removal then an entry in one write: a replacement", [put(A), [removed("0-1"), *put(B)]],
+     {"0-1": None, "0-2": B}, {7: [held(B)], 8: []}),
+    ("an entry that replaced another keeps what it replaced", [put(seen("0-3", 4, replaces="0-1"))],
+     {"0-3": seen("0-3", 4, replaces="0-1")}, {4: [held(seen("0-3", 4))]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("why", "writes", "entries", "lines"), STORE_CASES, ids=[c[0] for c in STORE_CASES])
+def test_every_store_keeps_entries_by_control_number_and_lines_by_service(any_store, why, writes, entries, lines):
+    for changes in writes:
+        any_store.take(changes)
+    for number, expected in entries.items():
+        assert any_store.entry(number) == expected
+    for service, expected in lines.items():
+        assert sorted(any_store.lines(bytes.fromhex(h(service))), key=lambda x: x.at_ms) == expected
+    assert len(any_store) == sum(1 for e in entries.values() if e is not None)
 
 
 def test_an_entry_reads_back_as_it_was_taken(store):
-    long_id = "CLM-" + "é" * 300  # 604 bytes of UTF-8: past LMDB's key limit, so keyed by a hash
-    entries = [Seen("CLM-1", content(1), -10 * DAY_MS, "0:1"), Seen(long_id, content(2), -DAY_MS, "0:2")]
-    store.take(entries)  # times before 1970 too
-    for entry in entries:
-        assert store.by_id(entry.claim_id) == entry
-        assert store.by_content(entry.fingerprint) == entry
-    assert store.by_id("CLM-2") is None and store.by_content(content(3)) is None
-    assert store.by_content("not hex") is None
-    assert len(store) == 2
-    store.take([Seen("CLM-3", content(3), 45 * DAY_MS, "0:3")])  # the segment of both is a window behind
-    assert store.by_id("CLM-1") is None and store.by_id(long_id) is None and len(store) == 1
+    stay = billed("CLM-S", lines=[]) | {"claim_type": "inpatient", "admission_date": "2025-10-01"}
+    long_id = "CLM-" + "é" * 60  # UTF-8 beyond ASCII
+    entries = [
+        seen("0-1", 1, 2, 3, at=-10 * DAY_MS),  # times before 1970 too
+        seen("0-2:x", 4, at=-DAY_MS, claim_id=long_id, replaces="7-" + "9" * 90),
+        dataclasses.replace(entry(stay, "0:3:1", "0-3-1"), at_ms=0),  # a stay: line 0
+        Seen("0-4", "CLM-4", 0, "0:4", h(1), ()),  # no lines
+    ]
+    store.take(put(*entries))
+    for kept in entries:
+        assert store.entry(kept.control_number) == kept
+    assert store.entry("0-9") is None and store.lines(bytes(16)) == []
+    assert len(store) == 4
+    store.take(put(seen("0-5", 5, at=45 * DAY_MS)))  # the segment of the others is a window behind
+    assert store.entry("0-1") is None and store.lines(bytes.fromhex(h(1))) == [] and len(store) == 1
 
 
-def test_an_id_keeps_its_newest_entry_and_a_content_its_first_within_the_window(store):
-    store.take([Seen("CLM-1", content(1), START, "0:1"), Seen("CLM-2", content(1), START + DAY_MS, "0:2")])
-    store.take([Seen("CLM-1", content(2), START + 2 * DAY_MS, "0:3")])  # a corrected resubmission
-    assert store.by_id("CLM-1").fingerprint == content(2)
-    assert store.by_content(content(1)).claim_id == "CLM-1"  # the first stays the one a suspect names
-    store.take([Seen("CLM-9", content(1), START + 40 * DAY_MS, "0:4")])  # more than a window after it
-    assert store.by_content(content(1)).claim_id == "CLM-9"
-
-
-def test_what_left_the_window_is_deleted_and_what_is_in_it_is_kept(store):
+@pytest.mark.parametrize("kind", ["memory", "lmdb"])
+def test_what_left_the_window_is_deleted_and_what_is_in_it_is_kept(tmp_path, kind):
     """Four months a day at a time: the store holds a window, and at most a segment (half a window) more: a
     segment leaves whole once all of it is a window behind the newest claim."""
+    any_store = MemoryStore(WINDOW) if kind == "memory" else WindowStore.open(tmp_path / "s", WINDOW)
     per_day = 50
     for day in range(120):
-        store.take([Seen(f"CLM-{day}-{n}", content(day * per_day + n), START + day * DAY_MS, f"0:{n}")
-                    for n in range(per_day)])  # fmt: skip
-        assert 31 * per_day <= len(store) <= 46 * per_day or day < 30
-    assert store.by_id("CLM-89-1") is not None and store.by_content(content(89 * per_day + 3)) is not None
-    assert store.by_id("CLM-70-1") is None and store.by_content(content(70 * per_day + 1)) is None
+        any_store.take(put(*(seen(f"{day}-{n}", day * per_day + n, at=START + day * DAY_MS) for n in range(per_day))))
+    window = SeenClaims(WINDOW, any_store)
+    newest = START + 119 * DAY_MS
+    assert window._held_entry("89-1", newest) is not None and window._held_lines(bytes.fromhex(h(89 * per_day + 3)),
+                                                                                 newest)  # fmt: skip
+    assert window._held_entry("70-1", newest) is None and not window._held_lines(bytes.fromhex(h(70 * per_day + 1)),
+                                                                                 newest)  # fmt: skip
+    if kind == "lmdb":
+        assert 30 * per_day <= len(any_store) <= 46 * per_day
+        assert any_store.entry("70-1") is None  # deleted, not only out of reach
+        any_store.close()
 
 
-def test_an_entry_taken_again_later_outlives_its_first_time(store):
-    store.take([Seen("CLM-1", content(1), START, "0:1")])
-    store.take([Seen("CLM-1", content(1), START + 20 * DAY_MS, "0:2")])  # the id again, later
-    store.take([Seen("CLM-2", content(2), START + 45 * DAY_MS, "0:3")])  # the first one is now out of the window
-    assert store.by_id("CLM-1").at_ms == START + 20 * DAY_MS
-    store.take([Seen("CLM-3", content(3), START + 65 * DAY_MS, "0:4")])  # and now the second, with its segment
-    assert store.by_id("CLM-1") is None
-
-
-def test_pending_entries_are_seen_at_once_but_reach_the_store_only_when_committed(store):
-    seen = SeenClaims(WINDOW, store, staged=True)
-    seen.remember("CLM-1", content(1), START, "0:1")
-    seen.remember("CLM-2", content(2), START, "0:2")
-    assert seen.match("CLM-1", content(1), START, "0:7").exact  # the overlay answers
-    assert seen.match("CLM-X", content(2), START, "0:7").first_id == "CLM-2"
+def test_pending_changes_are_seen_at_once_but_reach_the_store_only_when_committed(store):
+    window = SeenClaims(WINDOW, store, staged=True)
+    window.check(FIRST, "0:1", HELD)
+    window.check(billed("CLM-2", a_line(1, code="85025")), "0:2", "0-2")
+    assert window.check(FIRST, "0:7", "0-7")[0].resent  # the overlay answers
     assert len(store) == 0
-    seen.commit(1, Checkpoint("claims-seen", 0, 11, 10, "d"))
-    assert store.by_id("CLM-1") is not None and store.by_id("CLM-2") is None
-    assert [s.claim_id for s in seen.pending()] == ["CLM-2"]
-    assert seen.match("CLM-X", content(2), START, "0:7").first_id == "CLM-2"  # still pending, still seen
-    seen.rollback()  # its delivery failed: it is decided again
-    assert seen.pending() == [] and seen.match("CLM-X", content(2), START, "0:7") is None
+    window.commit(1, Checkpoint("claims-seen", 0, 11, 10, "d"))
+    assert store.entry(HELD) is not None and store.entry("0-2") is None
+    assert [c.control_number for c in window.pending()] == ["0-2"]
+    window.rollback()  # its delivery failed: it is decided again
+    assert window.pending() == [] and window.check(billed("CLM-3", a_line(1, code="85025")), "0:3", "0-3")[0] is None
     assert store.checkpoint() == Checkpoint("claims-seen", 0, 11, 10, "d")
 
 
-def test_a_pending_content_follows_the_stores_rule():
-    """The overlay keeps what the store will keep when it takes the entries: the first of a content."""
-    seen = SeenClaims(WINDOW, staged=True)
-    seen.remember("CLM-1", content(1), START, "0:1")
-    seen.commit()
-    seen.remember("CLM-2", content(1), START + DAY_MS, "0:2")
-    assert seen.match("CLM-3", content(1), START + DAY_MS, "0:3").first_id == "CLM-1"
-    seen.commit()
-    assert seen.match("CLM-3", content(1), START + DAY_MS, "0:3").first_id == "CLM-1"
+def test_a_replacement_committed_replaces_the_claim_on_disk(store):
+    window = SeenClaims(WINDOW, store, staged=True)
+    window.check(FIRST, "0:1", HELD)
+    window.commit()
+    verdict, kept = window.check(billed("CLM-1", a_line(1, charge="90"), frequency="replacement", replaces=HELD),
+                                 "0:2", "0-2")  # fmt: skip
+    window.commit()
+    assert verdict.replaced == HELD and store.entry(HELD) is None and store.entry("0-2") == kept
+    assert window.check(billed("CLM-3", a_line(2, code="80053", charge="25")), "0:3", "0-3")[0] is None
+    assert window.check(billed("CLM-4", a_line(1, charge="90")), "0:4", "0-4")[0].resent
 
 
 def test_the_store_reopens_with_its_entries_and_checkpoint_and_a_note_alone_moves_it(tmp_path):
     path = tmp_path / "claims-seen-3"
     store = WindowStore.open(path, WINDOW)
     assert store.checkpoint() is None
-    store.take([Seen("CLM-1", content(1), START, "3:5")], Checkpoint("claims-seen", 3, 8, 7, "abc"))
+    store.take(put(seen("3-5", 1)), Checkpoint("claims-seen", 3, 8, 7, "abc"))
     store.take((), Checkpoint("claims-seen", 3, 9, 7, "abc"))  # nothing new: only the checkpoint moves
     store.close()
     reopened = WindowStore.open(path, WINDOW)
     try:
         assert reopened.checkpoint() == Checkpoint("claims-seen", 3, 9, 7, "abc")
-        assert reopened.by_id("CLM-1") == Seen("CLM-1", content(1), START, "3:5")
+        assert reopened.entry("3-5") == seen("3-5", 1)
         emptied = reopened.emptied()
         assert len(emptied) == 0 and emptied.checkpoint() is None
     finally:
         emptied.close()
+
+
+def test_a_store_of_the_previous_format_is_emptied_for_a_rebuild(tmp_path):
+    """Format 2 kept claims by id and content fingerprint: its entries mean nothing to this window, and its
+    checkpoint must not let a restore skip the changelog's records."""
+    path = tmp_path / "claims-seen-0"
+    store = WindowStore.open(path, WINDOW)
+    store.take(put(seen("0-1", 1)), Checkpoint("claims-seen", 0, 9, 8, "abc"))
+    store.close()
+    env = lmdb.open(str(path), max_dbs=64)
+    with env.begin(write=True) as txn:
+        txn.put(b"format", b"2:%d:%d" % (WINDOW, window_store.SEGMENTS), db=env.open_db(b"meta", txn=txn))
+    env.close()
+    with pytest.raises(lmdb.IncompatibleError):
+        WindowStore(path, WINDOW)
+    reopened = WindowStore.open(path, WINDOW)
+    assert len(reopened) == 0 and reopened.checkpoint() is None and reopened.entry("0-1") is None
+    reopened.close()
 
 
 def test_a_damaged_or_foreign_store_is_started_empty(tmp_path):
@@ -150,6 +232,68 @@ def test_a_damaged_or_foreign_store_is_started_empty(tmp_path):
     with pytest.raises(lmdb.Error):
         WindowStore(path, WINDOW)
     WindowStore.open(path, WINDOW).close()  # open() starts it empty instead
+
+
+@dataclasses.dataclass
+class Record:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Reader:
+    """The changelog reader as ``restore`` uses it: its offsets (the records come through ``read_to_end``)."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+
+    async def beginning_offsets(self, partitions):
+        return dict.fromkeys(partitions, 0)
+
+    async def end_offsets(self, partitions):
+        return dict.fromkeys(partitions, len(self.records))
+
+    async def stop(self):
+        pass
+
+
+async def test_a_window_is_restored_from_a_changelog_with_tombstones(tmp_path, monkeypatch):
+    window = SeenClaims(WINDOW)
+    written = []
+    for claim, source, number in (
+        (FIRST, "0:1", HELD),
+        (billed("CLM-2", a_line(1, code="85025")), "0:2", "0-2"),
+        (billed("CLM-3", a_line(1, code="36415")), "0:3", "0-3"),
+        (billed("CLM-2", frequency="void", replaces="0-2"), "0:4", "0-4"),
+        (billed("CLM-3", a_line(1, code="36415", charge="12"), frequency="replacement", replaces="0-3"), "0:5", "0-5"),
+    ):  # fmt: skip
+        written += changelog_records(*window.check(claim, source, number))
+    records = [Record(offset, key, value) for offset, (key, value) in enumerate([*written, (b"junk", b"{")])]
+
+    async def read_to_end(reader, wanted, take, max_records, start):
+        assert start == dict.fromkeys(wanted, 0)  # no checkpoint: from the first record
+        for tp in wanted:
+            take(tp, records)
+        return dict.fromkeys(wanted, len(records))
+
+    monkeypatch.setattr("processor.app.windows.read_to_end", read_to_end)
+    windows = DuplicateWindows(Settings(state_dir=str(tmp_path)))
+    windows._reader = Reader(records)
+    tp = TopicPartition(windows.claims, 0)
+    await windows.restore([tp])
+    try:
+        restored = windows.get(tp)
+        store = windows._stores[0]
+        assert {n for n in (HELD, "0-2", "0-3", "0-4", "0-5") if store.entry(n)} == {HELD, "0-5"}
+        assert store.entry("0-5") == window.store.entry("0-5")
+        last = records[-1]
+        assert store.checkpoint() == Checkpoint(windows.changelog, 0, len(records), last.offset,
+                                                record_digest(last.key, last.value))  # fmt: skip
+        assert restored.check(billed("CLM-9", a_line(1, code="85025")), "0:9", "0-9")[0] is None  # voided
+        again, _ = restored.check(billed("CLM-9", a_line(1, code="36415", charge="12")), "0:10", "0-10")
+        assert again.resent and again.lines[0].control_number == "0-5"
+    finally:
+        await windows.stop()
 
 
 def settled_batch(topic: str, first: int, next_offset: int, written: dict | None = None) -> PartitionBatch:
@@ -169,16 +313,17 @@ def test_a_delivered_batch_commits_its_entries_with_the_changelog_checkpoint_and
     window = windows._windows[0] = SeenClaims(WINDOW, store, staged=True)
     windows._stores[0] = store
     assert windows.get(TopicPartition(claims, 0)) is window and windows.get(TopicPartition("lab-orders", 0)) is None
-    entries = [a_claim(claim_id=f"CLM-{n}", patient={"birth_date": "1961-04-12", "sex": "F", "id": n})
-               for n in range(5)]  # fmt: skip
-    for offset, claim in zip(range(5, 10), entries, strict=True):  # batch k: 5-7; the next, decided: 8-9
-        window.check(claim, f"0:{offset}")
+    claims_ = [billed(f"CLM-{n}", a_line(1, code="85025"), member={"id": f"M{n}"}) for n in range(5)]
+    for offset, claim in zip(range(5, 10), claims_, strict=True):  # batch k: 5-7; the next, decided: 8-9
+        window.check(claim, f"0:{offset}", f"0-{offset}")
+        if offset == 7:  # and a void of 0-7 in the same record
+            window.check(billed("CLM-2", member={"id": "M2"}, frequency="void", replaces="0-7"), "0:7:1", "0-7-1")
     windows.settled([settled_batch(claims, 5, 8, {(changelog, 0): 41, ("decisions.accepted", 0): 90})], set())
-    assert len(store) == 3 and [s.source for s in window.pending()] == ["0:8", "0:9"]
-    last = Seen("CLM-2", fingerprint(entries[2]), store.by_id("CLM-2").at_ms, "0:7")
-    assert store.checkpoint() == Checkpoint(changelog, 0, 42, 41, record_digest(b"CLM-2", last.as_record()))
+    assert len(store) == 2 and [c.source for c in window.pending()] == ["0:8", "0:9"]  # 0-7 voided in the batch
+    # The checkpoint's anchor is the batch's last changelog record: the void's tombstone.
+    assert store.checkpoint() == Checkpoint(changelog, 0, 42, 41, record_digest(b"0-7", None))
     windows.settled([settled_batch(claims, 8, 10)], {TopicPartition(claims, 0)})  # its delivery failed
-    assert window.pending() == [] and len(store) == 3
+    assert window.pending() == [] and len(store) == 2
     windows.drop([TopicPartition(claims, 0)])
     assert windows.get(TopicPartition(claims, 0)) is None
 
@@ -197,13 +342,6 @@ def test_the_state_lives_under_the_state_dir_by_group_and_changelog_partition(tm
     assert DuplicateWindows(settings).path(4) == tmp_path / "payer%2Fa" / "claims-by-content-seen-4"
     by_partition = dataclasses.replace(settings, duplicate_scope="partition")
     assert DuplicateWindows(by_partition).path(4) == tmp_path / "payer%2Fa" / "claims-seen-4"
-
-
-@dataclasses.dataclass
-class Record:
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 CHANGELOG = TopicPartition("claims-by-content-seen", 0)
@@ -239,7 +377,7 @@ async def test_a_store_resumes_from_its_checkpoint_only_when_the_changelog_still
     store = WindowStore.open(windows.path(0), WINDOW)
     try:
         if checkpoint is not None:
-            store.take([Seen("CLM-2", content(2), START, "0:7")], checkpoint)
+            store.take(put(seen("0-7", 2)), checkpoint)
         assert await windows._resume_offset(None, store, CHANGELOG, *offsets) == expected
     finally:
         store.close()
@@ -251,28 +389,28 @@ def test_a_store_left_unsynced_by_another_boot_of_the_machine_is_started_empty(t
     monkeypatch.setattr("processor.app.window_store._boot_id", lambda: "boot-1")
     path = tmp_path / "claims-seen-0"
     store = WindowStore.open(path, WINDOW)
-    store.take([Seen("CLM-1", content(1), START, "0:1")])
+    store.take(put(seen("0-1", 1)))
     assert (path / "unsynced").read_text() == "boot-1"
     store._env.close()  # the process dies: no clean close
     again = WindowStore.open(path, WINDOW)  # the same boot: the kernel had every page
-    assert again.by_id("CLM-1") is not None
+    assert again.entry("0-1") is not None
     again._env.close()
     monkeypatch.setattr("processor.app.window_store._boot_id", lambda: "boot-2")
     rebooted = WindowStore.open(path, WINDOW)
     assert len(rebooted) == 0 and not (path / "unsynced").exists()
-    rebooted.take([Seen("CLM-2", content(2), START, "0:2")])
+    rebooted.take(put(seen("0-2", 2)))
     rebooted.close()  # a clean close syncs and says so
     assert not (path / "unsynced").exists()
     monkeypatch.setattr("processor.app.window_store._boot_id", lambda: "boot-3")
     trusted = WindowStore.open(path, WINDOW)
-    assert trusted.by_id("CLM-2") is not None
+    assert trusted.entry("0-2") is not None
     trusted.close()
 
 
 def test_a_store_of_another_window_length_is_started_empty(tmp_path):
     path = tmp_path / "claims-seen-0"
     store = WindowStore.open(path, WINDOW)
-    store.take([Seen("CLM-1", content(1), START, "0:1")])
+    store.take(put(seen("0-1", 1)))
     store.close()
     shorter = WindowStore.open(path, 7 * DAY_MS)
     assert len(shorter) == 0
@@ -301,7 +439,7 @@ def test_the_pages_a_store_reads_stay_resident_in_the_process_up_to_a_bound(
     path = tmp_path / "claims-seen-0"
     store = WindowStore.open(path, WINDOW)
     for first in range(0, 40_000, 5_000):
-        store.take([Seen(f"CLM-{n}", content(n), START + n, f"0:{n}") for n in range(first, first + 5_000)])
+        store.take(put(*(seen(f"0-{n}", n, at=START + n) for n in range(first, first + 5_000))))
     monkeypatch.setattr(window_store, "MAPPED_MAX", mapped_max)
     monkeypatch.setattr(window_store, "CHECK_EVERY", 5)
     let_go = WindowStore._release_pages
@@ -313,9 +451,9 @@ def test_the_pages_a_store_reads_stay_resident_in_the_process_up_to_a_bound(
 
     monkeypatch.setattr(WindowStore, "_release_pages", releasing)
     for n in range(0, 40_000, 37):
-        assert store.by_id(f"CLM-{n}") is not None and store.by_content(content(n)) is not None
+        assert store.entry(f"0-{n}") is not None and store.lines(bytes.fromhex(h(n)))
     resident.append(resident_store_pages(path))
-    store.take([Seen(f"CLM-{n}", content(n * 7919), START + n, "0:1") for n in range(40_000, 41_000)])
+    store.take(put(*(seen(f"0-{n}", n * 7919, at=START + n) for n in range(40_000, 41_000))))
     size = (path / "data.mdb").stat().st_size
     store.close()
     if most_resident is None:
