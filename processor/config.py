@@ -39,10 +39,10 @@ class Guarantee(StrEnum):
 
 
 class DuplicateScope(StrEnum):
-    """Where a suspect duplicate (the same content under another claim id) is looked for."""
+    """Where a suspect duplicate (a line of a member's claim repeating one of the member's other claims) is looked for."""
 
-    # Every claims partition: a claim's decision goes through the content check (``claims_by_content``,
-    # partitioned by content) before it is published.
+    # Every claims partition: a claim's decision goes through the member check (``claims_by_member``,
+    # partitioned by member) before it is published.
     TOPIC = "topic"
     # The claim's own partition only: no second step, but repeats keyed to other partitions go unseen.
     PARTITION = "partition"
@@ -99,10 +99,10 @@ class Topics:
     seen_claims: str = "claims-seen"
     # The answers to a record in a submitter's format (X12 999/277CA, HL7 v2 ACK, FHIR ClaimResponse...).
     responses: str = "responses"
-    # Internal, with duplicate scope "topic": claims' decisions held for the content check, partitioned by
-    # content (one partition per claims partition), and that check's window changelog (compacted).
-    claims_by_content: str = "claims-by-content"
-    seen_contents: str = "claims-by-content-seen"
+    # Internal, with duplicate scope "topic": claims' decisions held for the member check, partitioned by
+    # member (one partition per claims partition), and that check's window changelog (compacted).
+    claims_by_member: str = "claims-by-member"
+    seen_members: str = "claims-by-member-seen"
 
     def with_prefix(self, prefix: str) -> Topics:
         """The same topics with names prefixed (tests use a fresh prefix per test)."""
@@ -112,10 +112,10 @@ class Topics:
         """The topics the worker consumes."""
         return [self.claims, self.orders]
 
-    def windowed(self, content_check: bool) -> tuple[str, str]:
-        """The topic whose partitions have duplicate windows, and the windows' changelog: the content check's
-        (claims by content) when it runs, else the claims topic's own."""
-        return (self.claims_by_content, self.seen_contents) if content_check else (self.claims, self.seen_claims)
+    def windowed(self, member_check: bool) -> tuple[str, str]:
+        """The topic whose partitions have duplicate windows, and the windows' changelog: the member check's
+        (claims by member) when it runs, else the claims topic's own."""
+        return (self.claims_by_member, self.seen_members) if member_check else (self.claims, self.seen_claims)
 
     def outputs(self) -> list[str]:
         """The topics the worker writes."""
@@ -198,7 +198,7 @@ class Settings:
     shutdown_timeout_s: int = _number(30, 0)
     # Claims repeated within this many days are duplicates (exact: returned; suspect: review); 0 turns it off.
     duplicate_window_days: int = _number(30, 0)
-    # "topic": suspect duplicates are looked for across every claims partition (a second step, by content);
+    # "topic": suspect duplicates are looked for across every claims partition (a second step, by member);
     # "partition": within the claim's partition only (claims keyed so that repeats share a partition).
     duplicate_scope: DuplicateScope = DuplicateScope.TOPIC
     # Where the worker keeps its local state: the duplicate window of each claims partition it owns, on disk
@@ -208,14 +208,14 @@ class Settings:
     rules_file: str | None = None
 
     @property
-    def content_check(self) -> bool:
-        """Whether claims go through the content check of ``topics.claims_by_content`` before they are
+    def member_check(self) -> bool:
+        """Whether claims go through the member check of ``topics.claims_by_member`` before they are
         published: the duplicate window is on and its suspects are looked for across partitions."""
         return self.duplicate_window_days > 0 and self.duplicate_scope is DuplicateScope.TOPIC
 
     def consumed(self) -> list[str]:
-        """The topics the worker consumes: the inputs, and the content check's topic when it runs."""
-        return [*self.topics.inputs(), self.topics.claims_by_content] if self.content_check else self.topics.inputs()
+        """The topics the worker consumes: the inputs, and the member check's topic when it runs."""
+        return [*self.topics.inputs(), self.topics.claims_by_member] if self.member_check else self.topics.inputs()
 
     def __post_init__(self) -> None:
         """Coerce and check every enumerated and numeric field (a field whose default is an enum member, or

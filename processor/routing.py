@@ -14,10 +14,11 @@ claim or order, each decided as above (of the kind the document holds, whatever 
 (999 and 277CA, ACK, ClaimResponse...) go to the responses topic with the record's decisions, keyed
 ``topic:partition:offset`` of the input, on its partition: all in the record's batch, so in one transaction.
 
-Duplicate claims are found by a window (``engine.duplicates``). By default every claim meets every other of its
-content wherever it came in: ``Router`` holds a claim's decision on the internal ``claims_by_content`` topic,
-partitioned by its content fingerprint, and the content check (routing that topic's records) matches it
-against its partition's window before it publishes the decision, on the claim's own partition number.
+Duplicate claims are found by a window (``engine.duplicates``), per member and per line, among the claims taken
+into adjudication (a returned claim is neither checked nor kept). By default every claim meets every other claim
+of its member wherever it came in: ``Router`` holds a claim's decision on the internal ``claims_by_member`` topic,
+partitioned by its member hash, and the member check (routing that topic's records) matches it against its
+partition's window before it publishes the decision, on the claim's own partition number.
 """
 
 from __future__ import annotations
@@ -37,14 +38,16 @@ from processor.code_table.table import CodeTable
 from processor.config import Topics
 from processor.contracts import Event, Undecodable, decode, decode_event, infer_kind, real_datetime
 from processor.engine import Decision, Outcome, Policy, decide
-from processor.engine.duplicates import Deferred, Duplicate, Seen, SeenClaims
+from processor.engine.decision import claim_control_number
+from processor.engine.duplicates import Deferred, Seen, SeenClaims, Verdict, changelog_records
 from processor.formats import Format, detect
 from processor.formats.documents import DOCUMENT_FORMATS
 from processor.formats.records import Headers, content_type, read_record
 
 log = logging.getLogger(__name__)
 
-Message = tuple[str, bytes | None, bytes, int]  # topic, key, value, partition number (modulo the topic's count)
+# topic, key, value (None: a tombstone of a compacted topic), partition number (modulo the topic's count)
+Message = tuple[str, bytes | None, bytes | None, int]
 
 
 def now_iso() -> str:
@@ -79,11 +82,13 @@ class Received:
 
 @dataclass(frozen=True, slots=True)
 class Decided:
-    """A decision, its record as published (bytes), and the duplicate window's new entry, if one was made."""
+    """A decision, its record as published (bytes), the duplicate window's new entry, if one was made, and the
+    window changelog's records of it (the tombstone of a claim it replaced or voided, then its entry)."""
 
     decision: Decision
     value: bytes
     seen: Seen | None = None
+    changelog: tuple[tuple[bytes, bytes | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +108,13 @@ def decide_value(
     max_bytes: int | None = None,
     window: SeenClaims | Deferred | None = None,
     seen_at: str = "",
-    duplicate: Duplicate | None = None,
+    duplicate: Verdict | None = None,
 ) -> Decided | Refused:
-    """Decide one record value as a ``kind`` (None: the event's own ``kind`` or id field says), checked against
-    ``window`` for duplicates when it is a claim (or known to repeat ``duplicate``); ``source`` (where it was
-    read) goes into the decision record, ``seen_at`` (the same place, as the window names it: a replay of one
-    place is no duplicate) into the window.
+    """Decide one record value as a ``kind`` (None: the event's own ``kind`` or id field says); a claim taken
+    into adjudication is then checked against ``window`` for duplicates (or is known to repeat as ``duplicate``
+    says), and decided again with what the window says when it says anything. ``source`` (where it was read)
+    goes into the decision record and makes the claim's control number, ``seen_at`` (the same place, as the
+    window names it) into the window.
     """
     if max_bytes is not None and raw is not None and len(raw) > max_bytes:
         return Refused(f"record is {len(raw)} bytes; the limit is {max_bytes}")
@@ -124,23 +130,29 @@ def decide_value(
             kind = kind or infer_kind(event)
             if kind is None:
                 return Refused("neither a claim (claim_id) nor a lab order (order_id)" + _format_hint(raw))
-        seen = None
-        # Only a real submission time reaches the window's date arithmetic (the engine returns the claim for
-        # any other: date.invalid_datetime), and only one not after the decision time by more than a day: the
-        # window ages out what lies a window behind the newest time it has seen, so one claim dated 2199
-        # would otherwise drop every real entry. Such a claim is decided, not checked for duplicates.
-        if window is not None and kind == "claim":
+        decision = decide(event, kind, table, policy, duplicate)
+        seen, changelog = None, ()
+        # A claim the payer takes into adjudication (accepted, or held for review) meets the member's claims in
+        # the window; a returned one is not taken in, so nothing is matched against it or kept of it. Only a real
+        # submission time reaches the window's date arithmetic (the engine returns the claim for any other:
+        # date.invalid_datetime), and only one not after the decision time by more than a day: the window ages
+        # out what lies a window behind the newest time it has seen, so one claim dated 2199 would otherwise drop
+        # every real entry. Such a claim is decided, not checked for duplicates.
+        if window is not None and kind == "claim" and decision.outcome is not Outcome.RETURNED:
             at = event.get("submitted_at") if isinstance(event, dict) else getattr(event, "submitted_at", None)
             submitted = real_datetime(at)
             if submitted is not None and submitted <= _latest_submission(decided_at):
-                duplicate, seen = window.check(event, seen_at)
-        decision = decide(event, kind, table, policy, duplicate)
+                verdict, seen = window.check(event, seen_at, claim_control_number(source))
+                if verdict is not None:
+                    decision = decide(event, kind, table, policy, verdict)
+                changelog = tuple(changelog_records(verdict, seen))
         # The record carries the input as it came in, never a re-encoding of the event: it was read as one JSON
         # object, so the bytes, less the whitespace JSON allows around them, embed as they are.
         # Duplicate keys stay as sent; the engine decided on the last of each, as JSON parsers read it.
         if raw[0] != 0x7B or raw[-1] != 0x7D:  # type: ignore[index]  # decode refuses None; 0x7B is {, 0x7D }
             raw = raw.strip(b" \t\n\r")  # type: ignore[union-attr]
-        return Decided(decision, decision.encode_record(raw, decided_at, source), seen)  # type: ignore[arg-type]
+        record = decision.encode_record(raw, decided_at, source)  # type: ignore[arg-type]
+        return Decided(decision, record, seen, changelog)
     except Undecodable as err:  # decode also refuses what the encoder could not write back (MAX_DEPTH)
         return Refused(str(err) + _format_hint(raw))
     except Exception as err:  # a bug must not stop the caller: keep the record, log where, not what
@@ -177,7 +189,7 @@ def _latest_submission(decided_at: str) -> datetime:
 
 class Tallied(Protocol):
     """What the worker counts of a decision: its outcome and its reasons' rules and outcomes (a ``Decision``,
-    or a held decision's record as the content check reads it)."""
+    or a held decision's record as the member check reads it)."""
 
     @property
     def outcome(self) -> Outcome: ...
@@ -195,13 +207,11 @@ class _TalliedReason(Protocol):
 
 
 class Held(msgspec.Struct):
-    """A claim's decision held for the content check (``schemas/held-claim.schema.json``), on the
-    ``claims_by_content`` partition its fingerprint picks; its key is the decision's. Read leniently (a field
+    """A claim's decision held for the member check (``schemas/held-claim.schema.json``), on the
+    ``claims_by_member`` partition its member hash picks; its key is the decision's. Read leniently (a field
     a newer worker adds is skipped), so that workers of two versions can share the topic in a rolling upgrade."""
 
-    claim_id: str
-    fingerprint: str
-    at_ms: int
+    entry: msgspec.Raw  # the claim's window entry (``duplicates.Seen.as_record``): hashes, no patient data
     partition: int  # the claims partition it was read from: where its decision goes
     decision: msgspec.Raw  # the decision record as it will be published
 
@@ -212,7 +222,7 @@ class _PublishedReason(msgspec.Struct):
 
 
 class _Published(msgspec.Struct):
-    """What the content check reads of a held decision record (the event as the bytes it embeds)."""
+    """What the member check reads of a held decision record (the event as the bytes it embeds)."""
 
     outcome: Outcome
     reasons: list[_PublishedReason]
@@ -229,24 +239,25 @@ _DEFERRED = Deferred()
 class Router:
     """Turns input records into the messages to publish, for one set of topic names.
 
-    With ``content_check`` (the worker's duplicate scope "topic"), a claim's decision is not published at once:
-    it is held, with the claim's window entry, on the ``claims_by_content`` partition its content fingerprint
-    picks, so that every repeat of a content, whatever claims partition it came in on, reaches one partition;
-    routing that record (the content check) matches it against that partition's window and publishes the
-    decision, or decides the claim again as the duplicate it turned out to be. Without it, a claim is checked
-    against the window of its own claims partition."""
+    With ``member_check`` (the worker's duplicate scope "topic"), the decision of a claim taken into
+    adjudication is not published at once: it is held, with the claim's window entry, on the
+    ``claims_by_member`` partition its member hash picks, so that all of a member's claims, replacements and
+    voids, whatever claims partition they came in on, reach one partition; routing that record (the member
+    check) matches it against that partition's window and publishes the decision, or decides the claim again
+    with what the window found. Without it, a claim is checked against the window of its own claims
+    partition."""
 
     def __init__(
         self, topics: Topics, table: CodeTable, policy: Policy | None, max_bytes: int | None,
-        content_check: bool = False,
+        member_check: bool = False,
     ) -> None:  # fmt: skip
         self.topics = topics
         self.table = table
         self.policy = policy
         self.max_bytes = max_bytes
-        self.content_check = content_check
-        self._changelog = topics.windowed(content_check)[1]
-        self._kind_of = {topics.claims: "claim", topics.orders: "order", topics.claims_by_content: "claim"}
+        self.member_check = member_check
+        self._changelog = topics.windowed(member_check)[1]
+        self._kind_of = {topics.claims: "claim", topics.orders: "order", topics.claims_by_member: "claim"}
         self._topic_of = {
             Outcome.ACCEPTED: topics.accepted,
             Outcome.RETURNED: topics.returned,
@@ -263,9 +274,9 @@ class Router:
         """Append what ``record`` becomes to ``out``: the decision of each of its events (and, for a claim in a
         duplicate window, the window's changelog entry) or a dead letter, and the answers to a record in a
         submitter's format. Returns what to count, one per event decided here (None for one dead-lettered; a
-        claim held for the content check is counted there); one None for a record that could not be read."""
-        if record.topic == self.topics.claims_by_content:
-            return [self._check_content(record, decided_at, out, window)]
+        claim held for the member check is counted there); one None for a record that could not be read."""
+        if record.topic == self.topics.claims_by_member:
+            return [self._check_member(record, decided_at, out, window)]
         headers = record.headers
         form = detect(content_type(headers) if headers else None, record.value)
         if form not in DOCUMENT_FORMATS:  # the project's JSON event, as the topic names its kind
@@ -305,8 +316,8 @@ class Router:
         which: str = "",
     ) -> Decided | None:
         """Decide one event of ``record`` and append its messages (or its dead letter) to ``out``; a claim's
-        decision goes to the content check instead when it runs (then ``_held`` says so)."""
-        checked = _DEFERRED if self.content_check and kind == "claim" else window
+        decision goes to the member check instead when it runs (then ``_held`` says so)."""
+        checked = _DEFERRED if self.member_check and kind == "claim" else window
         table, policy = self.table, self.policy
         result = decide_value(value, kind, table, policy, decided_at, source, self.max_bytes, checked, seen_at)
         if isinstance(result, Refused):
@@ -315,36 +326,39 @@ class Router:
         decision = result.decision
         key = decision.event_id.encode() if decision.event_id else record.key
         seen = result.seen
-        if seen is not None and self.content_check:
-            held = Held(seen.claim_id, seen.fingerprint, seen.at_ms, record.partition, msgspec.Raw(result.value))
-            out.append((self.topics.claims_by_content, key, msgspec.json.encode(held), _content_partition(seen)))
+        if seen is not None and self.member_check:
+            held = Held(msgspec.Raw(seen.as_record()), record.partition, msgspec.Raw(result.value))
+            out.append((self.topics.claims_by_member, key, msgspec.json.encode(held), _member_partition(seen)))
             return result
         out.append((self._topic_of[decision.outcome], key, result.value, record.partition))
-        if seen is not None:
-            out.append((self._changelog, seen.claim_id.encode(), seen.as_record(), record.partition))
+        for changed, value in result.changelog:
+            out.append((self._changelog, changed, value, record.partition))
         return result
 
     def _held(self, result: Decided | None) -> bool:
-        """Whether ``result`` went to the content check (which publishes and counts it), not out."""
-        return self.content_check and result is not None and result.seen is not None
+        """Whether ``result`` went to the member check (which publishes and counts it), not out."""
+        return self.member_check and result is not None and result.seen is not None
 
-    def _check_content(
+    def _check_member(
         self, record: Incoming, decided_at: str, out: list[Message], window: SeenClaims | None
     ) -> Tallied | None:
-        """The content check of a held decision: publish it as it is, or, when the window of this partition of
-        claims by content finds the claim a duplicate, decide it again as one (at its first decision time)."""
+        """The member check of a held decision: publish it as it is, or, when the window of this partition of
+        claims by member finds it repeats lines of the member's claims (or replaces one it does not hold), decide
+        it again with that (at its first decision time)."""
         try:
             held = _HELD.decode(record.value or b"")
             published = _PUBLISHED.decode(held.decision)
+            entry = Seen.from_record(bytes(held.entry))
+            if entry is None:
+                raise msgspec.ValidationError("its entry is not a window entry")
         except msgspec.MsgspecError as err:  # not written by a worker of this version: keep it, say why
             out.append(self.dead_letter(record, f"not a held claim decision: {err}", decided_at))
             return None
         duplicate = None
         if window is not None:
-            seen_at = f"{record.partition}:{record.offset}"
-            duplicate, seen = window.check_entry(Seen(held.claim_id, held.fingerprint, held.at_ms, seen_at))
-            if seen is not None:
-                out.append((self._changelog, seen.claim_id.encode(), seen.as_record(), record.partition))
+            duplicate, seen = window.check_entry(entry, f"{record.partition}:{record.offset}")
+            for changed, value in changelog_records(duplicate, seen):
+                out.append((self._changelog, changed, value, record.partition))
         if duplicate is None:
             out.append((self._topic_of[published.outcome], record.key, bytes(held.decision), held.partition))
             return published
@@ -370,6 +384,6 @@ class Router:
         return self.topics.dead_letter, record.key, orjson.dumps(letter), record.partition
 
 
-def _content_partition(seen: Seen) -> int:
-    """The ``claims_by_content`` partition number of a claim's content (modulo the topic's partition count)."""
-    return int(seen.fingerprint[:8], 16)
+def _member_partition(seen: Seen) -> int:
+    """The ``claims_by_member`` partition number of a claim's member (modulo the topic's partition count)."""
+    return int(seen.member[:8], 16)

@@ -1,6 +1,6 @@
 """The duplicate windows: one ``SeenClaims`` per assigned partition of the claims it checks, kept on local
-disk and in a compacted changelog topic. Those are the partitions of ``claims_by_content`` (the content
-check, where claims are partitioned by content: ``routing.Router``) with its changelog ``seen_contents``; with
+disk and in a compacted changelog topic. Those are the partitions of ``claims_by_member`` (the member
+check, where claims are partitioned by member: ``routing.Router``) with its changelog ``seen_members``; with
 duplicate scope "partition", the claims topic's own with ``seen_claims``. "Claims partition" below is either.
 
 Each window's changes go to its changelog partition (the claims partition's number) in the same delivery as
@@ -72,7 +72,7 @@ class DuplicateWindows:
         self.settings = settings
         self.window_ms = settings.duplicate_window_days * DAY_MS
         # The input topic whose partitions have windows, and their changelog (partition by partition).
-        self.claims, self.changelog = settings.topics.windowed(settings.content_check)
+        self.claims, self.changelog = settings.topics.windowed(settings.member_check)
         self._windows: dict[int, SeenClaims] = {}
         self._stores: dict[int, WindowStore] = {}
         self._reader: AIOKafkaConsumer | None = None

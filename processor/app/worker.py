@@ -48,7 +48,7 @@ from processor.routing import Router, now_iso
 log = logging.getLogger(__name__)
 
 # What the consumer fetches ahead per input partition (aiokafka's default is 1 MiB). It prefetches for every
-# partition it reads (18 by default, with the content check's); A/B drains, two pairs: 512 KiB held the peak
+# partition it reads (18 by default, with the member check's); A/B drains, two pairs: 512 KiB held the peak
 # RSS at 175-179 MB against 197-199 at the default, within the noise in rate; 256 KiB cost a third of it.
 # Never below the largest record the worker decides (a larger batch comes whole anyway: Kafka's KIP-74).
 FETCH_PARTITION_BYTES = 512 * 1024
@@ -62,7 +62,7 @@ class Worker:
         self.sensor = metrics if metrics is not None else Metrics()
         self.table = CodeTable()
         policy = load_policy(settings.rules_file) if settings.rules_file else None
-        self.router = Router(settings.topics, self.table, policy, settings.max_record_bytes, settings.content_check)
+        self.router = Router(settings.topics, self.table, policy, settings.max_record_bytes, settings.member_check)
         self.follower = CodeTableFollower(settings, self.table, on_change=self.sensor.on_table_changed)
         self.health = HealthServer(self.sensor.registry, is_alive=lambda: self._alive, is_ready=self.is_ready)
         self.metrics_port: int | None = None
@@ -219,8 +219,8 @@ class Worker:
             part = PartitionBatch(tp, records[0].offset, records[-1].offset + 1)
             tally = tallies[tp] = BatchTally(router.kind_of(tp.topic))
             window = self.windows.get(tp)
-            # A claim is consumed (and its latency taken) once, as it comes in: not again at its content check.
-            timestamps = tally.timestamps if tp.topic != self.settings.topics.claims_by_content else []
+            # A claim is consumed (and its latency taken) once, as it comes in: not again at its member check.
+            timestamps = tally.timestamps if tp.topic != self.settings.topics.claims_by_member else []
             for record in records:
                 timestamps.append(record.timestamp)
                 for decision in router.route(record, decided_at, part.messages, window):  # one per event

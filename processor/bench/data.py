@@ -44,7 +44,7 @@ class BenchData:
     def latency_events(self, count: int) -> list[Record]:
         """``count`` events for the latency phase: new ones of the same mix (the next seed), with ids no other
         record has. Not the backlog's events again under new ids: each of those claims repeats a backlog
-        claim's content, a suspect duplicate that the duplicate window's content check decides a second time,
+        claim's content, a suspect duplicate that the duplicate window's member check decides a second time,
         so the phase measured a load of 100 % duplicates (its worker spent 2.4 x the CPU an event of the
         drain's, a fifth of it deciding duplicates again) and fell behind at half its drain rate."""
         out = []

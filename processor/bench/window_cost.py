@@ -183,7 +183,7 @@ async def measure(settings: Settings, run_id: str, entries: int, work_dir: Path,
     cold = _settings(settings, f"bench-{run_id}-window-cold.", work_dir / "cold-state")
     try:
         await ensure_topics(here)
-        changelog = DuplicateWindows(here).changelog  # the content check's, as the worker keeps it by default
+        changelog = DuplicateWindows(here).changelog  # the member check's, as the worker keeps it by default
         progress.phase(f"publishing the changelog's tail: {size['tail']:,} records after the checkpoint")
         await publish_batched(here, changelog, generated_records(0, 1, step))  # the anchor, offset 0
         await publish_batched(here, changelog, generated_records(entries, size["tail"], step))
@@ -282,7 +282,7 @@ async def _delete_topics(*runs: Settings) -> None:
     names = [
         name
         for s in runs
-        for name in (*s.consumed(), *s.topics.outputs(), s.topics.seen_claims, s.topics.seen_contents)
+        for name in (*s.consumed(), *s.topics.outputs(), s.topics.seen_claims, s.topics.seen_members)
     ]
     with contextlib.suppress(Exception):
         await admin.start()

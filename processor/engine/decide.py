@@ -49,7 +49,7 @@ from processor.contracts import (
     real_datetime,
 )
 from processor.engine.decision import Decision, Reason
-from processor.engine.duplicates import Duplicate
+from processor.engine.duplicates import STAY_LINE, Verdict
 from processor.engine.mce import AGE_LISTS, Stay, age_conflict, limited_coverage, non_covered
 from processor.engine.memo import MEMO_LIMIT, memo_of
 from processor.engine.policy import DEFAULT_POLICY, Policy
@@ -89,31 +89,34 @@ def decide(
     kind: str,
     table: CodeTable,
     policy: Policy | None = None,
-    duplicate: Duplicate | None = None,
+    duplicate: Verdict | None = None,
 ) -> Decision:
     """Decide one claim (``kind="claim"``) or lab order (``kind="order"``) against ``table``.
 
     ``event`` is the parsed JSON object, checked against its schema here, or the ``Claim`` or ``Order`` that
     ``contracts.decode_event`` decoded (valid by then: it is reviewed as it is).
     ``policy`` gives each rule's outcome (or switches it off); None means the rules' defaults.
-    ``duplicate`` is what ``duplicates.SeenClaims.match`` found for this claim, if anything.
+    ``duplicate`` is what the duplicate window (``duplicates.SeenClaims.check``) said of this claim, if anything:
+    its lines that repeat lines of the member's claims, and a replacement or void naming no claim it holds.
     """
     policy = policy or DEFAULT_POLICY
-    claim_id = None  # of a duplicate: its reason quotes it
-    if duplicate is not None:
-        claim_id = event.get("claim_id") if isinstance(event, dict) else getattr(event, "claim_id", None)
     if isinstance(event, dict):
         typed, problems = check_event(event, kind)
         if problems:
-            review = _Review.of(kind, table, policy, duplicate, claim_id)
+            review = _Review(kind, table, policy)
             _review_problems(event, kind, problems, review)
+            if duplicate is not None:
+                _review_repeats(duplicate, event.get("claim_id"), event.get("replaces"), event.get("frequency"),
+                                event.get("lines"), review)  # fmt: skip
             return review.conclude(event_id(event, kind))
         if typed is None:
             raise RuntimeError(f"the {kind} schema takes an event its msgspec mirror refuses")
         event = typed
-    review = _Review.of(kind, table, policy, duplicate, claim_id)
+    review = _Review(kind, table, policy)
     if isinstance(event, Claim):
         _review_claim(event, review)
+        if duplicate is not None:
+            _review_repeats(duplicate, event.claim_id, event.replaces, event.frequency, event.lines, review)
         return review.conclude(event.claim_id)
     _review_order(event, event.ordering_provider.npi, review)
     return review.conclude(event.order_id)
@@ -317,6 +320,31 @@ def _review_claim(claim: Claim, review: _Review) -> None:
         _review_units(lines, line_days, coded_lines, _MUE_TABLE[claim_type], review)
     if has_pairs and claim_type in _NCCI_TABLE:
         _review_pairs(lines, line_days, coded_lines, modifiers, _NCCI_TABLE[claim_type], review)
+
+
+def _review_repeats(
+    verdict: Verdict, claim_id: Any, replaces: Any, frequency: Any, lines: Any, review: _Review
+) -> None:
+    """What the duplicate window found: a claim every line of which repeats the member's claims exactly was
+    sent again (``claim.duplicate``); otherwise each line that repeats one exactly is not paid again
+    (``line.duplicate``), and one that is the same service with another charge, place, modifier or units is a
+    potential duplicate for a coder (``claim.suspect_duplicate``), each naming the claim and line it repeats;
+    a replacement or void of a claim the window does not hold for the member goes to review."""
+    if verdict.resent:
+        review.fail("claim.duplicate", "claim_id", claim_id, **verdict.lines[0].details())
+    else:
+        for match in verdict.lines:
+            if match.line_number == STAY_LINE and not lines:  # an inpatient stay billed without lines
+                field, value = "claim_id", claim_id
+            else:
+                line = lines[match.index]
+                field, value = f"lines[{match.index}]", line.get("code") if isinstance(line, dict) else line.code
+            rule = "line.duplicate" if match.exact else "claim.suspect_duplicate"
+            review.fail(rule, field, value, **match.details())
+    if verdict.replaces_unknown:
+        void = frequency == "void"
+        review.fail("claim.replaces_unknown", "replaces", replaces, frequency="void" if void else "replacement",
+                    done="voided" if void else "replaced")  # fmt: skip
 
 
 def _review_balance(charge: str, lines: Sequence[Line], review: _Review) -> None:
@@ -645,15 +673,6 @@ class _Review:
         self.lines: Sequence[Line] = ()  # a claim's lines, in order: a reason on lines[i] names its line
         self.birth: str | None = None
         self.sex: str | None = None
-
-    @classmethod
-    def of(cls, kind: str, table: CodeTable, policy: Policy, duplicate: Duplicate | None, claim_id: Any) -> _Review:
-        """A review that starts with the reason of ``duplicate``, when the claim ``claim_id`` repeats one."""
-        review = cls(kind, table, policy)
-        if duplicate is not None:
-            rule = "claim.duplicate" if duplicate.exact else "claim.suspect_duplicate"
-            review.fail(rule, "claim_id", claim_id, **duplicate.details())
-        return review
 
     def fail(self, rule_id: str, field: str, value: Any, **details: Any) -> None:
         outcome = self.outcomes[rule_id]

@@ -353,20 +353,6 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
-class Duplicate:
-    """The engine's duplicate reason input of the previous window (one claim repeats another): kept until the
-    engine's reasons are rewritten on ``Verdict`` (``engine.decide`` still takes it)."""
-
-    exact: bool
-    first_id: str
-    first_seen_ms: int
-
-    def details(self) -> dict[str, Any]:
-        first_seen = (_EPOCH + self.first_seen_ms * _MS).isoformat(timespec="seconds")
-        return {"first_id": self.first_id, "first_seen": first_seen}
-
-
-@dataclass(frozen=True, slots=True)
 class Change:
     """One change to a window, as its changelog record: keep ``seen`` under ``control_number``, or (``seen``
     None) remove the claim of ``control_number``. ``source`` is where the claim that made it was read."""

@@ -397,14 +397,22 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "(MUE, adjudication indicator {mai}: {mai_text}; CMS: {rationale}). The units over the limit are not "
          "paid; bill the units actually given.", lines=True),
 
-    # Duplicates: the same claim again within the window (processor.engine.duplicates keeps what was seen).
+    # Duplicates, per member and per line (processor.engine.duplicates keeps what the window holds, as hashes).
     Rule("claim.duplicate", RETURNED, RETURNED, stc("A3:54"), "18", None,
-         "{field} is {value!r}, and the same claim with the same content was already decided (first seen "
-         "{first_seen}). It is not decided again; do not resubmit it unless it was corrected."),
+         "{field} is {value!r}, and every line of it repeats claim {first_id!r} of the same member (payer claim "
+         "control number {first_control_number}, submitted {first_seen}): the same claim was sent again. It is "
+         "not decided again; to correct that claim, send a replacement (frequency 7) naming "
+         "{first_control_number}."),
+    Rule("line.duplicate", DENIED, RETURNED, stc("A3:54"), "18", None,
+         "{field} ({value!r}) repeats line {first_line} of claim {first_id!r} of the same member (payer claim "
+         "control number {first_control_number}, submitted {first_seen}): the same service, date, provider, "
+         "modifiers, place of service and charge. The line is not paid again; a repeat service is billed with "
+         "modifier 76, 77 or 91.", lines=True),
     Rule("claim.suspect_duplicate", REVIEW, REVIEW, stc("A3:54"), "18", None,
-         "{field} is {value!r}, but claim {first_id!r} with the same content was already decided (first "
-         "seen {first_seen}).",
-         review="Compare {value!r} with claim {first_id!r}: if they are the same service billed twice, "
-                "return it as a duplicate; if both happened, accept it.", pend="78"),
+         "{field} ({value!r}) is the same service (member, date, provider, procedure) as line {first_line} of "
+         "claim {first_id!r} (payer claim control number {first_control_number}, submitted {first_seen}), with "
+         "another charge, place of service, modifier or units.",
+         review="Compare {field} with line {first_line} of claim {first_id!r}: if the same service was billed "
+                "twice, return it as a duplicate; if both happened, accept it.", pend="78", lines=True),
 )}
 # fmt: on

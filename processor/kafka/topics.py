@@ -52,9 +52,9 @@ async def ensure_topics(settings: Settings, timeout: float = 60.0) -> list[str]:
         # Co-partitioned with the claims topic; entries older than the window age out by retention.
         topics.seen_claims: (settings.partitions, seen_claims_config),
     }
-    if settings.content_check:  # claims' decisions by content, and the content check's window changelog
-        specs[topics.claims_by_content] = (settings.partitions, {})
-        specs[topics.seen_contents] = (settings.partitions, seen_claims_config)
+    if settings.member_check:  # claims' decisions by member, and the member check's window changelog
+        specs[topics.claims_by_member] = (settings.partitions, {})
+        specs[topics.seen_members] = (settings.partitions, seen_claims_config)
     admin = AIOKafkaAdminClient(**client_options(settings, "admin"))
     await admin.start()
     try:

@@ -35,7 +35,7 @@ READY = "assigned"  # the worker's log line once it holds partitions
 
 async def test_crash_three_sigkills_lose_nothing_and_duplicate_nothing(settings, tmp_path):
     """200,000 events; the worker is killed with SIGKILL three times at random moments and restarted. With
-    the duplicate window and its content check: every claim goes through two transactions."""
+    the duplicate window and its member check: every claim goes through two transactions."""
     settings = dataclasses.replace(settings, partitions=4, duplicate_window_days=30)
     await load_table(settings, SMALL_TABLE)
     records = backlog(200_000)

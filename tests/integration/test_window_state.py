@@ -82,4 +82,4 @@ async def test_a_worker_with_an_emptied_state_dir_rebuilds_its_window_from_the_c
 
 
 def _store_path(settings: Settings, partition: int) -> Path:
-    return Path(settings.state_dir) / settings.group_id / f"{settings.topics.seen_contents}-{partition}"
+    return Path(settings.state_dir) / settings.group_id / f"{settings.topics.seen_members}-{partition}"

@@ -240,9 +240,9 @@ async def test_duplicates_are_found_across_a_worker_restart(settings, scope):
     assert [r["id"] for r in suspect["reasons"]] == ["claim.suspect_duplicate"]
 
 
-async def test_a_repeat_on_another_claims_partition_is_found_by_the_content_check(settings):
+async def test_a_repeat_on_another_claims_partition_is_found_by_the_member_check(settings):
     """Claims keyed by submitter, not by content: the same content under another id and the same claim again
-    come in on the other claims partition, and the content check still finds both (scope "topic")."""
+    come in on the other claims partition, and the member check still finds both (scope "topic")."""
     settings = dataclasses.replace(settings, duplicate_window_days=30)
     t = settings.topics
     await load_table(settings, SMALL_TABLE)
@@ -253,7 +253,7 @@ async def test_a_repeat_on_another_claims_partition_is_found_by_the_content_chec
         found = await read_all(settings, [t.accepted, t.returned, t.needs_review], 3)
         await counted(worker, claim=3)  # each claim consumed once, though it went through two steps
 
-        def decided() -> dict | None:  # and decided once, counted as its content check settles
+        def decided() -> dict | None:  # and decided once, counted as its member check settles
             metrics = scrape(worker)
             return (
                 metrics

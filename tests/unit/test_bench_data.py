@@ -19,8 +19,9 @@ def test_latency_events_are_new_events_of_the_same_mix_not_repeats_of_the_backlo
         seen = entry(claim, "0:1", "0-1")
         return frozenset(line.exact for line in seen.lines) if seen else frozenset()
 
-    resent = {billed(orjson.loads(value)) for kind, _, value in data.backlog if kind == "claim"}
+    resent = {billed(orjson.loads(value)) for kind, _, value in data.backlog if kind == "claim"} - {frozenset()}
     claims = [orjson.loads(value) for kind, _, value in latency if kind == "claim"]
-    # A claim billing a backlog claim's lines again is a duplicate: decided twice by the duplicate check.
+    # A claim billing a backlog claim's lines again is a duplicate: decided twice by the duplicate check. (A claim
+    # with no member id, one of the samples' mistakes, bills nothing the window could hold.)
     assert sum(billed(claim) in resent for claim in claims) == 0
     assert 0.6 < len(claims) / len(latency) < 0.8  # the samples' mix: about 30 % orders

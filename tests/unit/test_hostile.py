@@ -59,10 +59,10 @@ DEAD_LETTER_ERRORS = re.compile(
 class WatchedWindow(SeenClaims):
     """A duplicate window that fails the test if a claim reaches it with a submission time that is no instant."""
 
-    def check(self, claim: Any, source: str) -> Any:  # the JSON object, or the Claim decoded from the bytes
+    def check(self, claim: Any, source: str, control_number: str) -> Any:  # the JSON object, or the Claim decoded
         submitted = claim.get("submitted_at") if isinstance(claim, dict) else claim.submitted_at
         assert real_datetime(submitted) is not None, submitted
-        return super().check(claim, source)
+        return super().check(claim, source, control_number)
 
 
 def answer(raw: bytes, window: SeenClaims | None = None) -> dict[str, Any] | str:

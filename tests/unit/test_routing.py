@@ -69,10 +69,12 @@ def test_an_837_record_is_a_decision_per_claim_and_its_999_and_277ca_on_the_resp
 
 def test_the_claims_of_an_837_enter_the_duplicate_window_by_their_place_in_the_record(codes):
     window = SeenClaims(30 * DAY_MS)
-    _, out = routed(codes, fixture("837p-50-claims.x12"), window=window)
+    decisions, out = routed(codes, fixture("837p-50-claims.x12"), window=window)
     seen = on(TOPICS.seen_claims, out)
-    assert len(seen) == 50 and {m[3] for m in seen} == {3}
+    taken = [d for d in decisions if d.outcome != "returned"]  # a returned claim is not taken in, nor kept
+    assert len(decisions) == 50 and len(seen) == len(taken) == 44 and {m[3] for m in seen} == {3}
     assert [orjson.loads(m[2])["source"] for m in seen[:2]] == ["3:1207:0", "3:1207:1"]
+    assert [m[1] for m in seen[:2]] == [b"3-1207-0", b"3-1207-1"]  # keyed by the claims' control numbers
 
 
 def test_an_hl7_order_message_on_the_orders_topic_gets_its_decisions_and_an_ack(codes):

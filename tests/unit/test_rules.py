@@ -10,6 +10,7 @@ template formats with the keywords the engine passes.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import processor.engine
 from processor.code_table.table import CodeTable
 from processor.engine import RULES, decide
 from processor.engine.decide import _Review
-from processor.engine.duplicates import Duplicate
+from processor.engine.duplicates import LineMatch, Verdict
 from tests.conftest import SMALL_POLICY, SMALL_TABLE, a_claim, an_order
 from tests.unit.test_engine import CLAIM_CASES, NOT_LOADED_CASES, ORDER_CASES
 
@@ -70,7 +71,7 @@ def _role_tables(tree: ast.Module) -> dict[str, set[str]]:
 
 
 def _details_keys(tree: ast.Module) -> dict[str, frozenset[str]]:
-    """The keys of the dict literal a ``details()`` method returns (``Duplicate.details``), by method name."""
+    """The keys of the dict literal a ``details()`` method returns (``LineMatch.details``), by method name."""
     keys = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name == "details":
@@ -207,8 +208,13 @@ def _every_case() -> Iterator[tuple[str, dict[str, Any], CodeTable, Any]]:
     without_npi = an_order()
     del without_npi["ordering_provider"]
     yield "order", without_npi, small, None
-    for exact in (True, False):  # the engine's duplicate input (tests/unit/test_duplicates.py: the window's)
-        yield "claim", a_claim(claim_id="CLM-2"), small, Duplicate(exact, "CLM-1", 1_762_164_000_000)
+    # The engine's duplicate input, as the window makes it (tests/unit/test_duplicates.py): a claim sent again,
+    # a line repeated exactly, a potential duplicate, a replacement of a claim the window does not hold.
+    exact = LineMatch(0, 1, True, "CLM-1", "1-5", 1, 1_762_164_000_000)
+    suspect = dataclasses.replace(exact, exact=False)
+    for verdict in (Verdict((exact,), resent=True), Verdict((exact,)), Verdict((suspect,)),
+                    Verdict(replaces_unknown=True)):  # fmt: skip
+        yield "claim", a_claim(claim_id="CLM-2", frequency="replacement", replaces="1-9"), small, verdict
 
 
 def test_every_rule_is_reached_and_its_templates_format_with_what_the_engine_passes(monkeypatch):

@@ -302,7 +302,7 @@ def settled_batch(topic: str, first: int, next_offset: int, written: dict | None
 
 @pytest.mark.parametrize(
     ("scope", "claims", "changelog"),
-    [("topic", "claims-by-content", "claims-by-content-seen"), ("partition", "claims", "claims-seen")],
+    [("topic", "claims-by-member", "claims-by-member-seen"), ("partition", "claims", "claims-seen")],
 )
 def test_a_delivered_batch_commits_its_entries_with_the_changelog_checkpoint_and_a_failed_one_none(
     tmp_path, scope, claims, changelog
@@ -339,14 +339,14 @@ def test_group_and_topic_names_are_one_safe_directory_each(name, expected):
 
 def test_the_state_lives_under_the_state_dir_by_group_and_changelog_partition(tmp_path):
     settings = dataclasses.replace(Settings(), state_dir=str(tmp_path), group_id="payer/a")
-    assert DuplicateWindows(settings).path(4) == tmp_path / "payer%2Fa" / "claims-by-content-seen-4"
+    assert DuplicateWindows(settings).path(4) == tmp_path / "payer%2Fa" / "claims-by-member-seen-4"
     by_partition = dataclasses.replace(settings, duplicate_scope="partition")
     assert DuplicateWindows(by_partition).path(4) == tmp_path / "payer%2Fa" / "claims-seen-4"
 
 
-CHANGELOG = TopicPartition("claims-by-content-seen", 0)
+CHANGELOG = TopicPartition("claims-by-member-seen", 0)
 ANCHOR = Record(41, b"CLM-2", b'{"claim_id": "CLM-2"}')
-GOOD = Checkpoint("claims-by-content-seen", 0, 42, 41, record_digest(ANCHOR.key, ANCHOR.value))
+GOOD = Checkpoint("claims-by-member-seen", 0, 42, 41, record_digest(ANCHOR.key, ANCHOR.value))
 
 RESUME_CASES = [
     # (why, checkpoint, the changelog's first and end offsets, the record found at the anchor, where to resume)
