@@ -39,7 +39,7 @@ class Guarantee(StrEnum):
 
 
 class DuplicateScope(StrEnum):
-    """Where a suspect duplicate (a line of a member's claim repeating one of the member's other claims) is looked for."""
+    """Where a member's other claims are looked for, to find the lines of a claim that repeat them."""
 
     # Every claims partition: a claim's decision goes through the member check (``claims_by_member``,
     # partitioned by member) before it is published.

@@ -280,9 +280,7 @@ def _peak_then_reset(pid: int) -> float | None:
 async def _delete_topics(*runs: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=runs[0].bootstrap_servers, client_id="bench-admin")
     names = [
-        name
-        for s in runs
-        for name in (*s.consumed(), *s.topics.outputs(), s.topics.seen_claims, s.topics.seen_members)
+        name for s in runs for name in (*s.consumed(), *s.topics.outputs(), s.topics.seen_claims, s.topics.seen_members)
     ]
     with contextlib.suppress(Exception):
         await admin.start()

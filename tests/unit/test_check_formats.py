@@ -13,7 +13,8 @@ import pytest
 
 from processor.check import check_document, read_lines, sniff
 from processor.formats import Format, validate_x12
-from tests.unit.test_formats import CLAIM_OUTCOMES_837P, FIXTURES, RETURNED_837P, fixture, table  # noqa: F401
+from tests.unit import test_formats
+from tests.unit.test_formats import CLAIM_OUTCOMES_837P, FIXTURES, RETURNED_837P, fixture
 from tests.unit.test_schemas import validator
 
 DECIDED_AT = "2025-11-05T15:00:00.000Z"
@@ -134,13 +135,16 @@ def test_format_json_on_an_837_gives_undecodable_lines_not_a_crash(tmp_path):
     assert out[0]["line"] == 1
 
 
-def test_duplicates_within_a_document_use_the_window(table):
+codes = test_formats.table  # the formats tests' table: the small table and the fixtures' real codes
+
+
+def test_duplicates_within_a_document_use_the_window(codes):
     raw = fixture("837i-3-claims.x12")
     text = raw.decode()
     start, end = text.index("ST*837"), text.index("GE*")
     second = text[start:end].replace("ST*837*0001", "ST*837*0002").replace("SE*84*0001", "SE*84*0002")
     twice = (text[:end] + second + text[end:]).replace("GE*1*882", "GE*2*882").encode()
-    checked = check_document(twice, Format.X12, "twice.x12", table, DECIDED_AT)
+    checked = check_document(twice, Format.X12, "twice.x12", codes, DECIDED_AT)
     records = [orjson.loads(line) for _, line in checked.results]
     assert len(records) == 6
     assert all("duplicate" not in str(r["reasons"]) for r in records[:3])
@@ -149,7 +153,7 @@ def test_duplicates_within_a_document_use_the_window(table):
     assert taken.count(True) == 2
     again = [any(reason["id"] == "claim.duplicate" for reason in r["reasons"]) for r in records[3:]]
     assert again == taken
-    without = check_document(twice, Format.X12, "twice.x12", table, DECIDED_AT, duplicate_window_days=0)
+    without = check_document(twice, Format.X12, "twice.x12", codes, DECIDED_AT, duplicate_window_days=0)
     assert all("duplicate" not in str(orjson.loads(line)["reasons"]) for _, line in without.results)
 
 
