@@ -44,6 +44,7 @@ is still kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -119,6 +120,18 @@ def _text(value: Any) -> str:
 
 
 def _amount(value: Any) -> str:
+    """``_amount_text`` of a value, each distinct text worked out once (the same prices and units come back)."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return _amount_text(value)
+    return _amount_of(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _amount_text(value: str | int) -> str:
+    return _amount_of(value)
+
+
+def _amount_of(value: Any) -> str:
     """A decimal amount (a charge, units) as one text for all its spellings ("80", "80.0", "80.00" -> "80");
     "" for none. Never a binary float's digits: ``2.5`` is read as the text "2.5"."""
     if value is None or isinstance(value, bool):
@@ -136,6 +149,7 @@ def _amount(value: Any) -> str:
 
 
 def _digest(*parts: str | bytes) -> bytes:
+    """blake2b (16 bytes) of the parts, each followed by a unit separator (0x1F)."""
     hashed = hashlib.blake2b(digest_size=_HASH)
     for part in parts:
         hashed.update(part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass"))

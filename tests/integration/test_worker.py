@@ -31,6 +31,7 @@ from tests.integration.conftest import (
     running_worker,
     scrape,
 )
+from tests.unit.test_member_check import billed
 
 pytestmark = pytest.mark.kafka
 HEADER_DX = [{"code": "E11", "system": "ICD-10-CM"}]
@@ -231,42 +232,56 @@ async def test_duplicates_are_found_across_a_worker_restart(settings, scope):
         await read_all(settings, [t.accepted], 1)
     async with running_worker(settings):
         await produce(settings, t.claims, [first], key=b"DUP-1")  # the same claim again
-        await produce(settings, t.claims, [a_claim(claim_id="DUP-2")], key=b"DUP-1")  # same content, other id
+        other_charge = a_claim(claim_id="DUP-2", charge="95.00")  # the same service, another charge
+        other_charge["lines"][0]["charge"] = "95.00"
+        await produce(settings, t.claims, [other_charge], key=b"DUP-1")
         found = await read_all(settings, [t.accepted, t.returned, t.needs_review], 3)
     by_topic = {(r.topic, orjson.loads(r.value)["event_id"]): orjson.loads(r.value) for r in found}
     exact = by_topic[t.returned, "DUP-1"]
     assert [r["id"] for r in exact["reasons"]] == ["claim.duplicate"]
     suspect = by_topic[t.needs_review, "DUP-2"]
-    assert [r["id"] for r in suspect["reasons"]] == ["claim.suspect_duplicate"]
+    assert [(r["id"], r["field"]) for r in suspect["reasons"]] == [("claim.suspect_duplicate", "lines[0]")]
 
 
-async def test_a_repeat_on_another_claims_partition_is_found_by_the_member_check(settings):
-    """Claims keyed by submitter, not by content: the same content under another id and the same claim again
-    come in on the other claims partition, and the member check still finds both (scope "topic")."""
+async def test_a_members_claims_meet_across_claims_partitions_in_the_member_check(settings):
+    """Issue 23 through the broker, claims keyed by the submitters' ids so that a member's claims come in on both
+    claims partitions (scope "topic"): two members with one birth date, sex, provider, code and day are two
+    accepted claims; the same member's claim resent under a new id is an exact duplicate; a replacement of a held
+    claim is accepted and takes its place, so that the replaced claim's charge again is a potential duplicate of
+    the replacement; a void removes the claim it names; a replacement of an unknown claim goes to review."""
     settings = dataclasses.replace(settings, duplicate_window_days=30)
     t = settings.topics
+    outcomes = [t.accepted, t.returned, t.needs_review]
     await load_table(settings, SMALL_TABLE)
+    decided: dict[str, dict] = {}
+
+    async def send(partition: int, *claims: dict) -> list[str]:
+        """Send ``claims`` to claims ``partition``, wait for their decisions; their control numbers."""
+        sent = await produce(settings, t.claims, list(claims), partition=partition)
+        found = await read_all(settings, outcomes, len(decided) + len(claims))
+        decided.update((orjson.loads(r.value)["event_id"], {**orjson.loads(r.value), "_topic": r.topic,
+                                                            "_partition": r.partition}) for r in found)  # fmt: skip
+        return [f"{m.partition}-{m.offset}" for m in sent]
+
+    def answer(event_id: str) -> tuple:
+        d = decided[event_id]
+        return d["outcome"], [(r["id"], r["field"]) for r in d["reasons"]], d["_partition"]
+
     async with running_worker(settings) as worker:
-        await produce(settings, t.claims, [a_claim(claim_id="DUP-1")], partition=0)
-        await read_all(settings, [t.accepted], 1)  # the first: across partitions, "first" is first decided
-        await produce(settings, t.claims, [a_claim(claim_id="DUP-2"), a_claim(claim_id="DUP-1")], partition=1)
-        found = await read_all(settings, [t.accepted, t.returned, t.needs_review], 3)
-        await counted(worker, claim=3)  # each claim consumed once, though it went through two steps
-
-        def decided() -> dict | None:  # and decided once, counted as its member check settles
-            metrics = scrape(worker)
-            return (
-                metrics
-                if sum(v for (name, _), v in metrics.items() if name == "processor_decisions_total") == 3
-                else None
-            )
-
-        metrics = await eventually(decided, what="three decisions counted")
-    published = [(r.topic, r.partition, orjson.loads(r.value)) for r in found]
-    answers = sorted((topic, n, [x["id"] for x in d["reasons"]], d["event_id"]) for topic, n, d in published)
-    assert answers == sorted([
-        (t.accepted, 0, [], "DUP-1"),
-        (t.needs_review, 1, ["claim.suspect_duplicate"], "DUP-2"),
-        (t.returned, 1, ["claim.duplicate"], "DUP-1"),
-    ])  # fmt: skip
-    assert metrics["processor_decisions_total", ("claim", "needs_review")] == 1
+        (first,) = await send(0, billed("A", member="W1"))
+        await send(1, billed("B", member="W2"), billed("C", member="W1"))
+        await send(1, billed("E", member="W1", charge="120.00", frequency="replacement", replaces=first))
+        await send(0, billed("F", member="W1"))  # A's charge again: A was replaced by E
+        await send(0, billed("V", member="W2", frequency="void", replaces=f"1-{0}"))
+        await send(1, billed("B2", member="W2"), billed("X", member="W3", frequency="replacement", replaces="7-77"))
+        await counted(worker, claim=len(decided))  # each claim consumed once, though it went through two steps
+    assert answer("A") == ("accepted", [], 0)
+    assert answer("B") == ("accepted", [], 1)  # another member: no duplicate of A, whatever else they share
+    assert answer("C") == ("returned", [("claim.duplicate", "claim_id")], 1)
+    assert answer("E") == ("accepted", [], 1)
+    assert answer("F") == ("needs_review", [("claim.suspect_duplicate", "lines[0]")], 0)
+    assert "claim 'E'" in decided["F"]["reasons"][0]["message"]  # the replacement, not the claim it replaced
+    assert answer("V") == ("accepted", [], 0)
+    assert answer("B2") == ("accepted", [], 1)  # B was voided
+    assert answer("X") == ("needs_review", [("claim.replaces_unknown", "replaces")], 1)
+    assert decided["A"]["claim_control_number"] == first and "claim_control_number" not in decided["C"]
