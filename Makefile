@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 JARS    = deploy/kafka/target/libs/.fetched
 
-.PHONY: demo test bench lint install jars clean
+.PHONY: demo test bench lint typecheck install jars clean
 
 demo: install jars
 	$(BIN)/processor demo
@@ -21,6 +21,10 @@ bench: install jars
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# The pure engine and the contracts type-check clean (the rest of the package is not held to it yet).
+typecheck: install
+	$(BIN)/mypy processor/engine processor/contracts.py
 
 install: $(VENV)/.installed
 

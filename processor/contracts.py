@@ -533,27 +533,31 @@ class _StrictProcedure(Procedure, forbid_unknown_fields=True):
     pass
 
 
+# (mypy) A strict copy narrows a list's items to their strict copies; lists are invariant to mypy, but these are
+# only ever read (msgspec builds them), so the narrowing is sound: ``type: ignore[assignment]`` below says so.
 class _StrictClaim(Claim, forbid_unknown_fields=True):
     patient: _StrictPatient
     billing_provider: _StrictProvider
-    diagnoses: Annotated[list[_StrictCoded], msgspec.Meta(min_length=1, max_length=25)]
+    diagnoses: Annotated[list[_StrictCoded], msgspec.Meta(min_length=1, max_length=25)]  # type: ignore[assignment]
     member: _StrictMember
-    lines: Annotated[list[_StrictLine], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET
+    lines: Annotated[list[_StrictLine], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET  # type: ignore[assignment]
     rendering_provider: _StrictProvider | msgspec.UnsetType = msgspec.UNSET
     referring_provider: _StrictProvider | msgspec.UnsetType = msgspec.UNSET
     admitting_diagnosis: _StrictCoded | msgspec.UnsetType = msgspec.UNSET
-    procedures: Annotated[list[_StrictProcedure], msgspec.Meta(max_length=25)] | msgspec.UnsetType = msgspec.UNSET
+    procedures: Annotated[list[_StrictProcedure], msgspec.Meta(max_length=25)] | msgspec.UnsetType = msgspec.UNSET  # type: ignore[assignment]
 
 
 class _StrictOrder(Order, forbid_unknown_fields=True):
     ordering_provider: _StrictProvider
     patient: _StrictPatient
-    tests: Annotated[list[_StrictCoded], msgspec.Meta(min_length=1, max_length=100)]
-    diagnoses: Annotated[list[_StrictCoded], msgspec.Meta(max_length=25)]
+    tests: Annotated[list[_StrictCoded], msgspec.Meta(min_length=1, max_length=100)]  # type: ignore[assignment]
+    diagnoses: Annotated[list[_StrictCoded], msgspec.Meta(max_length=25)]  # type: ignore[assignment]
     member: _StrictMember | msgspec.UnsetType = msgspec.UNSET
 
 
-_DECODERS = {kind: msgspec.json.Decoder(strict) for kind, strict in (("claim", _StrictClaim), ("order", _StrictOrder))}
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    kind: msgspec.json.Decoder(strict) for kind, strict in (("claim", _StrictClaim), ("order", _StrictOrder))
+}
 
 
 def decode_event(raw: bytes, kind: str | None) -> tuple[str, Event] | None:
@@ -565,7 +569,7 @@ def decode_event(raw: bytes, kind: str | None) -> tuple[str, Event] | None:
     of a key written twice. It checks what ``schema_problems`` checks, so an event it takes is valid."""
     for candidate in (kind,) if kind is not None else KINDS:
         try:
-            event = _DECODERS[candidate].decode(raw)
+            event: Event = _DECODERS[candidate].decode(raw)
         except msgspec.DecodeError:  # not JSON, or a ValidationError: not (only) what the mirror reads
             continue
         return (candidate, event) if _fits(event) else None

@@ -268,3 +268,32 @@ def test_a_long_json_lines_file_is_read_whole_after_sniffing(tmp_path):
     with path.open("rb") as source:
         found, stream = sniff(source)
         assert found is Format.JSON and stream.read() == raw
+
+
+def test_an_837p_with_a_claim_its_replacement_and_a_repeat_through_processor_check(codes):
+    """Issue 23 through ``processor check`` on an 837P: in a file a claim's control number is ``F`` and its place
+    in the file, which a later replacement names (REF*F8); the 277CA gives the accepted claims theirs (REF*1K)."""
+    from processor.formats.build import write_837p
+    from tests.unit.test_member_check import billed
+
+    claims = [
+        billed("A"),
+        billed("E", charge="120.00", frequency="replacement", replaces="F0"),
+        billed("F"),  # A's charge again: A was replaced, so it is the same service as E with another charge
+        billed("X", member="W9", frequency="replacement", replaces="F9"),  # names no claim of the file
+    ]
+    for claim in claims:
+        claim["lines"][0]["diagnosis_pointers"] = [1]
+    checked = check_document(write_837p(claims), Format.X12, "replaced.x12", codes, DECIDED_AT)
+    records = {(r := orjson.loads(line))["event_id"]: r for _, line in checked.results}
+    answers = {k: (r["outcome"], [x["id"] for x in r["reasons"]]) for k, r in records.items()}
+    assert answers == {
+        "A": ("accepted", []),
+        "E": ("accepted", []),
+        "F": ("needs_review", ["claim.suspect_duplicate"]),
+        "X": ("needs_review", ["claim.replaces_unknown"]),
+    }
+    assert records["A"]["claim_control_number"] == "F0"
+    ack = checked.responses[".277ca"].decode()
+    assert "REF*1K*F0~" in ack and "REF*1K*F1~" in ack
+    assert validate_x12(ack) == []  # pyx12 finds the 277CA conforms to 005010X214
