@@ -426,8 +426,8 @@ class Claim(msgspec.Struct):
     patient: Patient
     billing_provider: Provider
     diagnoses: Annotated[list[Coded], msgspec.Meta(min_length=1, max_length=25)]
-    member: Member
     lines: Annotated[list[Line], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET
+    member: Member | msgspec.UnsetType = msgspec.UNSET  # the payer requires it: the engine says so (member.missing)
     kind: Literal["claim"] | msgspec.UnsetType = msgspec.UNSET
     frequency: Literal["original", "replacement", "void"] | msgspec.UnsetType = msgspec.UNSET
     replaces: _Id | msgspec.UnsetType = msgspec.UNSET
@@ -482,7 +482,7 @@ _SERVICE_DATE, _DATE = operator.attrgetter("service_date"), operator.attrgetter(
 
 def _fits(event: Event) -> bool:
     """What the schemas require that the mirror's types do not say: the patterns of dates and date-times, an
-    inpatient claim's stay, the lines of any other claim, and the claim a replacement or void names."""
+    inpatient claim's stay, and the lines of any other claim."""
     if isinstance(event, Order):
         return _are_dates({event.patient.birth_date, event.collection_date})
     if not _is_datetime(event.submitted_at):
@@ -496,8 +496,6 @@ def _fits(event: Event) -> bool:
     if event.discharge_date is not msgspec.UNSET:
         dates.add(event.discharge_date)
     if not _are_dates(dates):
-        return False
-    if event.replaces is msgspec.UNSET and event.frequency in ("replacement", "void"):
         return False
     if event.claim_type == "inpatient":
         return not (event.admission_date is msgspec.UNSET or event.discharge_date is msgspec.UNSET
@@ -539,8 +537,8 @@ class _StrictClaim(Claim, forbid_unknown_fields=True):
     patient: _StrictPatient
     billing_provider: _StrictProvider
     diagnoses: Annotated[list[_StrictCoded], msgspec.Meta(min_length=1, max_length=25)]  # type: ignore[assignment]
-    member: _StrictMember
     lines: Annotated[list[_StrictLine], msgspec.Meta(max_length=450)] | msgspec.UnsetType = msgspec.UNSET  # type: ignore[assignment]
+    member: _StrictMember | msgspec.UnsetType = msgspec.UNSET
     rendering_provider: _StrictProvider | msgspec.UnsetType = msgspec.UNSET
     referring_provider: _StrictProvider | msgspec.UnsetType = msgspec.UNSET
     admitting_diagnosis: _StrictCoded | msgspec.UnsetType = msgspec.UNSET

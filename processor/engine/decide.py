@@ -170,12 +170,8 @@ def _review_problems(event: dict[str, Any], kind: str, problems: list[SchemaProb
     for problem in problems:
         if problem in npi_missing:
             review.fail("npi.missing", "ordering_provider.npi", None)
-        elif kind == "claim" and problem.problem == "is required" and problem.field in ("member", "member.id"):
-            review.fail("member.missing", "member.id", None)
-        elif kind == "claim" and problem.problem == "is required" and problem.field == "replaces":
-            frequency = event.get("frequency")
-            review.fail("claim.replaces_missing", "replaces", None, frequency=frequency,
-                        verb="voids" if frequency == "void" else "replaces")  # fmt: skip
+        elif kind == "claim" and problem.problem == "is required" and problem.field == "member.id":
+            review.fail("member.missing", "member.id", None)  # a member without its id
         elif problem.problem == "is required":
             review.fail("event.missing_field", problem.field, None)
         else:
@@ -233,6 +229,11 @@ def _review_claim(claim: Claim, review: _Review) -> None:
     if len({line.line_number for line in lines}) < len(lines):
         _review_line_numbers([line.line_number for line in lines], review)
     review.npi("billing_provider.npi", claim.billing_provider.npi)
+    if claim.member is msgspec.UNSET:
+        review.fail("member.missing", "member.id", None)
+    if claim.replaces is msgspec.UNSET and claim.frequency in ("replacement", "void"):
+        review.fail("claim.replaces_missing", "replaces", None, frequency=claim.frequency,
+                    verb="voids" if claim.frequency == "void" else "replaces")  # fmt: skip
     if claim.rendering_provider is not msgspec.UNSET and not _valid_npi(claim.rendering_provider.npi):
         review.fail("npi.rendering_invalid", "rendering_provider.npi", claim.rendering_provider.npi)
     if claim.referring_provider is not msgspec.UNSET and not _valid_npi(claim.referring_provider.npi):
@@ -350,17 +351,22 @@ def _review_repeats(
 def _review_balance(charge: str, lines: Sequence[Line], review: _Review) -> None:
     """The claim's total charge must be the sum of its lines' (X12 CLM02 and SV102/SV203; WEDI SNIP level 3),
     in decimals: a line that gives no charge leaves the claim unbalanced."""
-    total = Decimal(0)
+    total = _ZERO
     unpriced = []
     for line in lines:
         if line.charge is msgspec.UNSET:
             unpriced.append(line.line_number)
         else:
-            total += Decimal(line.charge)
-    if unpriced or total != Decimal(charge):
+            total += _amount(line.charge)
+    if unpriced or total != _amount(charge):
         numbers = ", ".join(map(str, unpriced))
         without = f" (lines {numbers} give no charge)" if len(unpriced) > 1 else f" (line {numbers} gives no charge)"
         review.fail("claim.unbalanced", "charge", charge, total=f"{total:.2f}", unpriced=without if unpriced else "")
+
+
+_ZERO = Decimal(0)
+# A charge's text as a Decimal, each text once: the same prices come back on claim after claim.
+_amount = functools.lru_cache(maxsize=4096)(Decimal)
 
 
 def _review_modifier_pairs(index: int, written: Sequence[str], review: _Review) -> None:

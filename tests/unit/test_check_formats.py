@@ -297,3 +297,38 @@ def test_an_837p_with_a_claim_its_replacement_and_a_repeat_through_processor_che
     ack = checked.responses[".277ca"].decode()
     assert "REF*1K*F0~" in ack and "REF*1K*F1~" in ack
     assert validate_x12(ack) == []  # pyx12 finds the 277CA conforms to 005010X214
+
+
+@pytest.mark.parametrize(
+    ("why", "change", "rule_id", "stc"),
+    [
+        ("CLM02 is not the sum of the SV102s", {"charge": "100.00"}, "claim.unbalanced", "A7:400"),
+        ("an unknown place of service", {"place_of_service": "30"}, "place_of_service.not_in_table", "A7:249"),
+        (
+            "a rendering NPI with a bad check digit",
+            {"rendering_provider": {"npi": "1234567890"}},
+            "npi.rendering_invalid",
+            "A7:562:82",
+        ),
+        ("no member id", {"member": None}, "member.missing", "A6:164:IL"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and " " in value else None,
+)
+def test_an_837p_claim_a_payers_front_end_returns_gets_its_277ca_status(codes, why, change, rule_id, stc):
+    """Issue 23: each written as an 837P, read back, decided and answered; pyx12 finds the 999 and 277CA valid."""
+    from processor.formats.build import write_837p
+    from tests.unit.test_member_check import billed
+
+    claim = billed("PCC1")
+    claim["lines"][0]["diagnosis_pointers"] = [1]
+    claim.update({k: v for k, v in change.items() if v is not None})
+    for name in (k for k, v in change.items() if v is None):
+        del claim[name]
+    checked = check_document(write_837p([claim]), Format.X12, "returned.x12", codes, DECIDED_AT)
+    (record,) = [orjson.loads(line) for _, line in checked.results]
+    assert record["outcome"] == "returned" and [r["id"] for r in record["reasons"]] == [rule_id]
+    ack = checked.responses[".277ca"].decode()
+    assert f"STC*{stc.replace(':', '>')}" in ack or f"STC*{stc}" in ack, ack
+    assert "REF*1K" not in ack  # returned: no payer claim control number
+    if rule_id != "member.missing":  # an NM1*IL without its id is a syntax error the 999 names too
+        assert validate_x12(ack) == [] and validate_x12(checked.responses[".999"].decode()) == []
