@@ -328,25 +328,31 @@ def test_amounts_are_read_exactly_as_written(written, charge, valid):
         assert Decimal(charge) == Decimal(written)
 
 
-# What the schema refuses is named where the submitter fixes it.
+# What the payer refuses is named where the submitter fixes it: by the schema, or by the engine's rules of the
+# payer's claim (a member id, the claim a replacement or void names).
 REFUSED_CASES = [
-    ("a void naming no prior claim", cancelled, "replaces", "Claim.related"),
-    ("a type of bill of a replacement (0137) naming no prior claim", institutional("0137"), "replaces",
-     "Claim.related"),
-    ("a prior claim without an identifier", related("prior", identifier=None), "replaces",
+    ("a void naming no prior claim", cancelled, "claim.replaces_missing", "replaces", "Claim.related"),
+    ("a type of bill of a replacement (0137) naming no prior claim", institutional("0137"), "claim.replaces_missing",
+     "replaces", "Claim.related"),
+    ("a prior claim without an identifier", related("prior", identifier=None), "claim.replaces_missing", "replaces",
      "Claim.related[0].claim.identifier.value"),
-    ("no Coverage and no member id", lambda claim: claim.pop("insurance"), "member", "Claim.insurance"),
-    ("a rendering member without an NPI",
-     care_team(member_of_care_team(1, None, "primary")), "rendering_provider.npi", "Claim.careTeam[0].provider"),
+    ("no Coverage and no member id", lambda claim: claim.pop("insurance"), "member.missing", "member.id",
+     "Claim.insurance"),
+    ("a rendering member without an NPI", care_team(member_of_care_team(1, None, "primary")),
+     "event.missing_field", "rendering_provider.npi", "Claim.careTeam[0].provider"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("why", "change", "field", "where"), REFUSED_CASES, ids=[case[0] for case in REFUSED_CASES])
-def test_what_the_schema_refuses_is_located(why, change, field, where):
+@pytest.mark.parametrize(("why", "change", "rule_id", "field", "where"), REFUSED_CASES,
+                         ids=[case[0] for case in REFUSED_CASES])  # fmt: skip
+def test_what_the_payer_refuses_is_located(table, why, change, rule_id, field, where):  # noqa: F811
     claim = copy.deepcopy(FHIR_CLAIM)
     change(claim)
     event, positions = read_claim(claim)
-    assert [problem.field for problem in schema_problems(event, "claim")] == [field]
+    decision = decide(event, "claim", table)
+    assert decision.outcome == "returned" and rule_id in [r.id for r in decision.reasons]
+    (reason,) = [r for r in decision.reasons if r.id == rule_id]
+    assert reason.field == field
     assert position_of(positions, field) == where
 
 
