@@ -194,16 +194,22 @@ def fiscal_years(first_day: str, last_day: str) -> list[tuple[str, str, str]]:
     return years
 
 
-def _procedure_versions(code: str, entries: tuple[MceCode, ...], first_day: str, last_day: str) -> Iterator[Record]:
-    """The code's versions in the window: its entries joined where one ends the day before the next starts;
-    a version open past the window stays open (``valid_to`` null), as the releases bound the table."""
+def validity_spans(entries: tuple[MceCode, ...]) -> list[tuple[str, str | None]]:
+    """A code's entries (oldest first) as the spans of days it is valid: an entry also ends where only its flags
+    change, so entries that follow each other without a gap are joined (``last`` None: still valid)."""
     spans: list[tuple[str, str | None]] = []
     for entry in entries:
         if spans and spans[-1][1] is not None and _next_day(spans[-1][1]) == entry.first_day:
             spans[-1] = (spans[-1][0], entry.last_day)
         else:
             spans.append((entry.first_day, entry.last_day))
-    for start, end in spans:
+    return spans
+
+
+def _procedure_versions(code: str, entries: tuple[MceCode, ...], first_day: str, last_day: str) -> Iterator[Record]:
+    """The code's versions in the window (``validity_spans``); a version open past the window stays open
+    (``valid_to`` null), as the releases bound the table."""
+    for start, end in validity_spans(entries):
         first = max(start, first_day)
         if first <= last_day and (end is None or end >= first):
             record = {"system": ICD10PCS, "code": code, "billable": True, "valid_from": first,

@@ -46,7 +46,7 @@ from typing import Any
 
 from processor.code_systems import HCPCS, ICD10CM
 from processor.code_table.cms_files import HCPCS_MODIFIER, HcpcsFile, ReleaseCode, ReleaseCodes, read_tabular_xml
-from processor.code_table.mce import MceTables, mce_records, read_tables
+from processor.code_table.mce import MceTables, mce_records, read_tables, validity_spans
 from processor.code_table.table import RELEASE, policy_record, record_key
 
 
@@ -102,7 +102,7 @@ def mce_release_codes(
     last_day = tables.termination
     valid = set()
     for code, entries in tables.diagnoses.items():
-        for start, end in _spans(entries):  # an entry also ends where only its flags change: join those
+        for start, end in validity_spans(entries):
             if first_day < start <= last_day:
                 last_day = _day_before(start)
             if end is not None and first_day <= end < last_day:
@@ -129,18 +129,6 @@ def mce_release_codes(
     codes = {code: described(code, True) for code in valid} | {code: described(code, False) for code in headers}
     name = f"{ICD10CM} FY{int(first_day[:4]) + (first_day[5:7] >= '10')}"
     return Release(name, first_day, last_day), codes
-
-
-def _spans(entries: Iterable[Any]) -> list[tuple[str, str | None]]:
-    """A code's MCE entries (oldest first) as the spans of days it is valid: entries that follow each
-    other without a gap joined."""
-    spans: list[tuple[str, str | None]] = []
-    for entry in entries:
-        if spans and spans[-1][1] is not None and _next_day(spans[-1][1]) == entry.first_day:
-            spans[-1] = (spans[-1][0], entry.last_day)
-        else:
-            spans.append((entry.first_day, entry.last_day))
-    return spans
 
 
 def _category_notes(codes: ReleaseCodes, code: str) -> dict[str, Any] | None:
