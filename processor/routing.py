@@ -82,13 +82,13 @@ class Received:
 
 @dataclass(frozen=True, slots=True)
 class Decided:
-    """A decision, its record as published (bytes), the duplicate window's new entry, if one was made, and the
-    window changelog's records of it (the tombstone of a claim it replaced or voided, then its entry)."""
+    """A decision, its record as published (bytes), the duplicate window's new entry, if one was made, and what
+    the window said of the claim (``changelog_records`` of the two are what its changelog takes)."""
 
     decision: Decision
     value: bytes
     seen: Seen | None = None
-    changelog: tuple[tuple[bytes, bytes | None], ...] = ()
+    verdict: Verdict | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,7 @@ def decide_value(
             if kind is None:
                 return Refused("neither a claim (claim_id) nor a lab order (order_id)" + _format_hint(raw))
         decision = decide(event, kind, table, policy, duplicate)
-        seen, changelog = None, ()
+        seen = verdict = None
         # A claim the payer takes into adjudication (accepted, or held for review) meets the member's claims in
         # the window; a returned one is not taken in, so nothing is matched against it or kept of it. Only a real
         # submission time reaches the window's date arithmetic (the engine returns the claim for any other:
@@ -145,14 +145,13 @@ def decide_value(
                 verdict, seen = window.check(event, seen_at, claim_control_number(source))
                 if verdict is not None:
                     decision = decide(event, kind, table, policy, verdict)
-                changelog = tuple(changelog_records(verdict, seen))
         # The record carries the input as it came in, never a re-encoding of the event: it was read as one JSON
         # object, so the bytes, less the whitespace JSON allows around them, embed as they are.
         # Duplicate keys stay as sent; the engine decided on the last of each, as JSON parsers read it.
         if raw[0] != 0x7B or raw[-1] != 0x7D:  # type: ignore[index]  # decode refuses None; 0x7B is {, 0x7D }
             raw = raw.strip(b" \t\n\r")  # type: ignore[union-attr]
         record = decision.encode_record(raw, decided_at, source)  # type: ignore[arg-type]
-        return Decided(decision, record, seen, changelog)
+        return Decided(decision, record, seen, verdict)
     except Undecodable as err:  # decode also refuses what the encoder could not write back (MAX_DEPTH)
         return Refused(str(err) + _format_hint(raw))
     except Exception as err:  # a bug must not stop the caller: keep the record, log where, not what
@@ -331,7 +330,7 @@ class Router:
             out.append((self.topics.claims_by_member, key, msgspec.json.encode(held), _member_partition(seen)))
             return result
         out.append((self._topic_of[decision.outcome], key, result.value, record.partition))
-        for changed, value in result.changelog:
+        for changed, value in changelog_records(result.verdict, seen):
             out.append((self._changelog, changed, value, record.partition))
         return result
 
